@@ -1,0 +1,114 @@
+"""The interface every claim strategy implements.
+
+A strategy answers one question for the worker, "which due task is mine now?", in
+whatever SQL its database does best, and then fences every later write on that task
+by the version its claim set. The writes after a claim are the same on every
+database, so they live here; strategies override only ``claim``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
+from django.utils import timezone
+
+from taskq.models import Task
+
+#: The columns a claim returns, in this order.
+CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version", "expires")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task this worker owns, as long as the row still has ``version``."""
+
+    id: int
+    name: str
+    queue: str
+    args: str
+    kwargs: str
+    retries: int
+    version: int
+    expires: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Claim:
+        return cls(*row)
+
+
+class ClaimStrategy:
+    """Claims due tasks for one worker on one database alias."""
+
+    #: The name ``TASKQ_CLAIM_STRATEGY`` knows this family of strategies by.
+    family: ClassVar[str]
+    #: Does the claim take row locks, so that concurrent claimers never collide?
+    uses_row_locks: ClassVar[bool] = False
+    #: Is the claim one ``UPDATE … RETURNING`` round trip?
+    can_return_rows_from_update: ClassVar[bool] = False
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {self.using!r}>"
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        return connections[self.using]
+
+    @classmethod
+    def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
+        """Return whether this strategy works on ``connection``'s database."""
+        raise NotImplementedError("subclasses of ClaimStrategy must provide is_supported()")
+
+    @classmethod
+    def unsupported_reason(cls, connection: BaseDatabaseWrapper) -> str:
+        """Say why ``is_supported(connection)`` is false, for the error a user sees."""
+        return f"{cls.__name__} does not support {connection.display_name}"
+
+    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+        """Claim the due task of ``queues`` with the highest priority, then the earliest
+        ETA, for worker ``worker_id``; return it, or ``None`` when nothing is due."""
+        raise NotImplementedError("subclasses of ClaimStrategy must provide a claim() method")
+
+    # The fenced writes after a claim. Each returns False when the claim was lost
+    # (the row was re-queued or deleted by someone else), and then changes nothing.
+
+    def _claimed(self, claim: Claim) -> Any:
+        return Task.objects.using(self.using).filter(
+            pk=claim.id, version=claim.version, state=Task.State.STARTED
+        )
+
+    def complete(self, claim: Claim) -> bool:
+        """Delete the task: it succeeded, or it expired and must not run."""
+        deleted, _ = self._claimed(claim).delete()
+        return deleted == 1
+
+    def retry(self, claim: Claim, eta: datetime, error: str) -> bool:
+        """Queue the task again for ``eta``, counting one more retry."""
+        return (
+            self._claimed(claim).update(
+                state=Task.State.QUEUED,
+                eta=eta,
+                retries=F("retries") + 1,
+                version=F("version") + 1,
+                worker=None,
+                error=error,
+            )
+            == 1
+        )
+
+    def fail(self, claim: Claim, error: str) -> bool:
+        """Mark the task failed, keeping ``error`` (a traceback) for a human to read."""
+        return (
+            self._claimed(claim).update(
+                state=Task.State.FAILED, error=error, failed_at=timezone.now()
+            )
+            == 1
+        )

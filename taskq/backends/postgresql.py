@@ -1,0 +1,48 @@
+"""PostgreSQL: the whole claim in one ``UPDATE … RETURNING`` round trip.
+
+The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1 FOR UPDATE
+SKIP LOCKED)``): an ``IN (…)`` could let the planner turn it into a join that locks and
+updates more rows than the limit. ``state`` is compared with a literal so the planner can use the partial claim
+index, which holds queued rows only and is read in the claim's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from taskq.backends.base import CLAIM_FIELDS, Claim
+from taskq.backends.skip_locked import SkipLockedStrategy
+from taskq.models import Task
+
+
+def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
+    """Return the claim for ``queue_count`` queues; only placeholders carry values."""
+    table = quote(Task._meta.db_table)
+    queue_test = "= %s" if queue_count == 1 else f"IN ({', '.join(['%s'] * queue_count)})"
+    returning = ", ".join(quote(name) for name in CLAIM_FIELDS)
+    return (
+        f"UPDATE {table} SET state = {Task.State.STARTED:d}, version = version + 1, "
+        f"worker_id = %s, started_at = %s "
+        f"WHERE id = (SELECT id FROM {table} "
+        f"WHERE state = {Task.State.QUEUED:d} AND queue {queue_test} AND eta <= %s "
+        f"ORDER BY priority DESC, eta, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {returning}"
+    )
+
+
+class PostgreSQLStrategy(SkipLockedStrategy):
+    can_return_rows_from_update = True
+
+    @classmethod
+    def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
+        return connection.vendor == "postgresql" and super().is_supported(connection)
+
+    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+        sql = _claim_sql(self.connection.ops.quote_name, len(queues))
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [worker_id, now, *queues, now])
+            row = cursor.fetchone()
+        return None if row is None else Claim.from_row(row)

@@ -1,0 +1,354 @@
+"""Celery's task API (``shared_task``, ``delay``, ``apply_async``, ``.s()``, retries).
+
+The semantics follow Celery 5 where Celery has them; what taskq leaves out on purpose
+(results, bound tasks, chains) is not here at all rather than half there.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from taskq import registry, serialization
+from taskq.enqueue import Call, enqueue
+from taskq.models import Task
+
+__all__ = [
+    "AsyncResult",
+    "MaxRetriesExceededError",
+    "Retry",
+    "Signature",
+    "TaskFunction",
+    "current_request",
+    "shared_task",
+]
+
+logger = logging.getLogger("taskq.celery")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The options ``shared_task`` accepts, with Celery's defaults.
+TASK_OPTIONS: dict[str, Any] = {
+    "name": None,
+    "queue": None,
+    "priority": 0,
+    "max_retries": 3,
+    "default_retry_delay": 180,
+    "autoretry_for": (),
+    "dont_autoretry_for": (),
+    "retry_kwargs": {},
+    "retry_backoff": False,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "expires": None,
+}
+APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
+
+
+class Retry(Exception):
+    """Raised by ``task.retry()``: run the task again at ``when``."""
+
+    def __init__(self, exc: BaseException | None, when: datetime) -> None:
+        super().__init__(f"Retry at {when.isoformat()}" + (f": {exc!r}" if exc else ""))
+        self.exc = exc
+        self.when = when
+
+
+class MaxRetriesExceededError(Exception):
+    """``task.retry()`` without ``exc`` was called once too often."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a running task may ask about its own execution."""
+
+    id: int | None
+    name: str
+    retries: int
+
+
+_current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "taskq_request", default=None
+)
+
+
+def current_request() -> Request | None:
+    """Return the request of the task running in this context, if any."""
+    return _current_request.get()
+
+
+@contextmanager
+def running(request: Request) -> Iterator[None]:
+    """Make ``request`` the current request while the task body runs."""
+    token = _current_request.set(request)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+def backoff_countdown(factor: int, retries: int, maximum: int, full_jitter: bool) -> int:
+    """Return Celery's exponential back-off: ``min(maximum, factor * 2**retries)``.
+
+    With full jitter the delay is drawn uniformly from 0 to that value.
+    """
+    countdown = min(maximum, factor * 2**retries)
+    if full_jitter:
+        countdown = random.randrange(countdown + 1)
+    return max(0, countdown)
+
+
+class AsyncResult:
+    """The handle ``delay`` returns. taskq keeps no results, so there is no ``get()``."""
+
+    def __init__(self, id: int | None) -> None:
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def revoke(self) -> bool:
+        """Delete the task if no worker has started it; return whether it was deleted."""
+        deleted, _ = Task.objects.queued().filter(pk=self.id).delete()
+        return bool(deleted)
+
+
+class EagerResult(AsyncResult):
+    """The result of a task run inline with ``CELERY_TASK_ALWAYS_EAGER``."""
+
+    def __init__(self, value: Any = None, exception: BaseException | None = None) -> None:
+        super().__init__(None)
+        self.result = value
+        self.exception = exception
+
+    def successful(self) -> bool:
+        return self.exception is None
+
+    def revoke(self) -> bool:
+        return False
+
+
+class TaskFunction(Generic[P, R]):
+    """A function registered as a task; call it to run it here and now."""
+
+    def __init__(self, run: Callable[P, R], **options: Any) -> None:
+        unknown = set(options) - set(TASK_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"shared_task() got unknown options {sorted(unknown)}; "
+                f"taskq knows {sorted(TASK_OPTIONS)}"
+            )
+        merged = {**TASK_OPTIONS, **options}
+        self.run = run
+        self.name: str = merged["name"] or f"{run.__module__}.{run.__qualname__}"
+        self.queue: str | None = merged["queue"]
+        self.priority: int = merged["priority"]
+        self.max_retries: int | None = merged["max_retries"]
+        self.default_retry_delay: float = merged["default_retry_delay"]
+        self.autoretry_for: tuple[type[BaseException], ...] = tuple(merged["autoretry_for"])
+        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(
+            merged["dont_autoretry_for"]
+        )
+        self.retry_kwargs: dict[str, Any] = dict(merged["retry_kwargs"])
+        self.retry_backoff: bool | int = merged["retry_backoff"]
+        self.retry_backoff_max: int = merged["retry_backoff_max"]
+        self.retry_jitter: bool = merged["retry_jitter"]
+        self.expires: float | datetime | None = merged["expires"]
+        self.__wrapped__ = run
+        self.__doc__ = run.__doc__
+        self.__name__ = getattr(run, "__name__", self.name)
+        self.__module__ = run.__module__
+        self.__qualname__ = getattr(run, "__qualname__", self.name)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.run(*args, **kwargs)
+
+    # Sending -------------------------------------------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        """Queue a call with these arguments; shortcut for ``apply_async``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> AsyncResult:
+        """Queue a call, in the current transaction of the task table's database."""
+        call = Call(
+            name=self.name,
+            args=() if args is None else args,
+            kwargs={} if kwargs is None else kwargs,
+            queue=self.queue if queue is None else queue,
+            priority=self.priority if priority is None else priority,
+            countdown=countdown,
+            eta=eta,
+            expires=self.expires if expires is None else expires,
+        )
+        if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
+            call.to_row()  # the same checks a queued call gets
+            return self.apply(call.args, call.kwargs)
+        return AsyncResult(enqueue(call).pk)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """Return a signature: this task with some arguments, to send later."""
+        return Signature(self, args, kwargs)
+
+    signature = s
+
+    # Running -------------------------------------------------------------------------
+
+    def apply(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
+        """Run the task inline as a worker would, retries included, without waiting.
+
+        Arguments take the same JSON round trip as a queued task. Exceptions propagate
+        when ``CELERY_TASK_EAGER_PROPAGATES`` is set; otherwise they are logged.
+        """
+        args = serialization.loads(serialization.dumps_args(args))
+        kwargs = serialization.loads(serialization.dumps_kwargs(kwargs or {}))
+        retries = 0
+        while True:
+            try:
+                with running(Request(id=None, name=self.name, retries=retries)):
+                    return EagerResult(self.execute(args, kwargs))
+            except Retry:
+                retries += 1
+            except Exception as exc:
+                if getattr(django_settings, "CELERY_TASK_EAGER_PROPAGATES", False):
+                    raise
+                logger.exception("Eager task %s raised %r", self.name, exc)
+                return EagerResult(exception=exc)
+
+    def execute(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Run the body once, turning exceptions into retries per ``autoretry_for``."""
+        try:
+            return self.run(*args, **kwargs)  # type: ignore[arg-type]
+        except Retry:
+            raise
+        except self.autoretry_for as exc:
+            if self.dont_autoretry_for and isinstance(exc, self.dont_autoretry_for):
+                raise
+            options = dict(self.retry_kwargs)
+            if self.retry_backoff:
+                request = current_request()
+                options["countdown"] = backoff_countdown(
+                    factor=int(max(1.0, self.retry_backoff)),
+                    retries=request.retries if request else 0,
+                    maximum=self.retry_backoff_max,
+                    full_jitter=self.retry_jitter,
+                )
+            self.retry(exc=exc, **options)
+            raise  # pragma: no cover  (retry always raises)
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> Retry:
+        """Ask for this task to run again later; always raises.
+
+        Raises ``Retry``, or, once ``max_retries`` retries were made, ``exc`` itself
+        (so the task fails with the original traceback) or ``MaxRetriesExceededError``.
+        ``countdown`` wins over ``eta``; without either, ``default_retry_delay`` applies.
+        Arguments cannot change: a call with other arguments is a new task.
+        """
+        request = current_request()
+        if request is None or request.name != self.name:
+            raise RuntimeError(f"{self.name}.retry() can only be called while it runs")
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}]: max retries ({limit}) exceeded"
+            )
+        now = timezone.now()
+        if countdown is not None:
+            when = now + timedelta(seconds=countdown)
+        elif eta is not None:
+            when = eta
+        else:
+            when = now + timedelta(seconds=self.default_retry_delay)
+        raise Retry(exc, when)
+
+
+class Signature:
+    """A task with some arguments and options, to be sent later (Celery's ``.s()``)."""
+
+    def __init__(
+        self,
+        task: TaskFunction[Any, Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.task = task
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.options: dict[str, Any] = {}
+        self.set(**(options or {}))
+
+    def __repr__(self) -> str:
+        return f"{self.task.name}(*{self.args!r}, **{self.kwargs!r})"
+
+    def set(self, **options: Any) -> Signature:
+        """Add sending options (queue, priority, countdown, eta, expires); return self."""
+        unknown = set(options) - set(APPLY_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown options {sorted(unknown)}; use {list(APPLY_OPTIONS)}")
+        self.options.update(options)
+        return self
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send the task with these arguments appended and options merged in."""
+        return self.task.apply_async(
+            (*self.args, *(args or ())),
+            {**self.kwargs, **(kwargs or {})},
+            **{**self.options, **options},
+        )
+
+
+@overload
+def shared_task(func: Callable[P, R], /) -> TaskFunction[P, R]: ...
+@overload
+def shared_task(**options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+
+
+def shared_task(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Register a function as a task: ``@shared_task`` or ``@shared_task(**options)``."""
+
+    def decorate(run: Callable[P, R]) -> TaskFunction[P, R]:
+        task = TaskFunction(run, **options)
+        registry.register(task)
+        return task
+
+    return decorate(func) if func is not None else decorate

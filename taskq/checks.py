@@ -1,0 +1,60 @@
+"""System checks: the claim strategy each database alias resolves to, and bad settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections, router
+
+from taskq.conf import _VALIDATORS, settings
+
+
+@checks.register()
+def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Report every malformed ``TASKQ_*`` setting."""
+    errors: list[checks.CheckMessage] = []
+    for name in _VALIDATORS:
+        try:
+            getattr(settings, name)
+        except ImproperlyConfigured as error:
+            errors.append(checks.Error(str(error), id="taskq.E001"))
+    return errors
+
+
+@checks.register()
+def check_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Say which claim strategy each alias holding the task table resolved to.
+
+    This connects to each such database (the choice can depend on the server's version),
+    so that ``manage.py check`` and a starting worker print what will be used.
+    """
+    from taskq.backends import strategy_class
+    from taskq.models import Task
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or connections:
+        if not router.allow_migrate_model(alias, Task):
+            continue
+        connection = connections[alias]
+        try:
+            cls = strategy_class(connection, settings.CLAIM_STRATEGY)
+        except ImproperlyConfigured as error:
+            messages.append(checks.Error(str(error), id="taskq.E002"))
+        except DatabaseError as error:
+            messages.append(
+                checks.Warning(
+                    f"Could not reach database {alias!r} to choose its claim strategy: {error}",
+                    id="taskq.W001",
+                )
+            )
+        else:
+            messages.append(
+                checks.Info(
+                    f"Database {alias!r} ({connection.display_name}) claims tasks with "
+                    f"{cls.family} ({cls.__module__}.{cls.__name__})",
+                    id="taskq.I001",
+                )
+            )
+    return messages

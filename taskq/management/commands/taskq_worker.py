@@ -1,0 +1,92 @@
+"""``manage.py taskq_worker``: run one single-threaded worker process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from taskq.conf import settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
+
+
+def queue_list(value: str) -> list[str]:
+    queues = [queue.strip() for queue in value.split(",") if queue.strip()]
+    if not queues:
+        raise ValueError("no queue named")
+    return queues
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a taskq worker: claim due tasks one at a time and run them. "
+        "SIGTERM or SIGINT finishes the current task and exits; a second signal exits "
+        "at once. Start more processes to run more tasks at once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "-Q",
+            "--queues",
+            type=queue_list,
+            default=None,
+            help="Comma-separated queues to take tasks from (default: TASKQ_DEFAULT_QUEUE, "
+            "'default' unless set).",
+        )
+        parser.add_argument(
+            "--burst", action="store_true", help="Exit as soon as no task is due."
+        )
+        parser.add_argument(
+            "--max-tasks",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="Exit after running N tasks.",
+        )
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="Database alias of the task table (default: what DATABASE_ROUTERS say).",
+        )
+        parser.add_argument(
+            "-l",
+            "--loglevel",
+            default="INFO",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+            type=str.upper,
+            help="Level of the taskq log lines (default: INFO).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django.core.exceptions import ImproperlyConfigured
+
+        from taskq.worker import Worker
+
+        logger = logging.getLogger("taskq")
+        logger.setLevel(options["loglevel"])
+        if not logger.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            logger.addHandler(handler)
+        worker = Worker(
+            options["queues"] or [settings.DEFAULT_QUEUE],
+            burst=options["burst"],
+            max_tasks=options["max_tasks"],
+            using=options["database"],
+        )
+        try:
+            exit_code = worker.run()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from error
+        if exit_code:
+            sys.exit(exit_code)

@@ -1,0 +1,166 @@
+"""The task table and the worker table.
+
+A task row is written in the caller's transaction and deleted when the task succeeds.
+Its ``state`` says only what the database can know for sure (queued, started, failed);
+whether a started task is *active* or *dirty* depends on the heartbeat of the worker
+process that claimed it, which lives in its own small table so that a heartbeat is one
+write per second per process, whatever the task is doing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from taskq.conf import settings
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+NAME_MAX_LENGTH = 200
+QUEUE_MAX_LENGTH = 100
+#: Priorities fit a SmallIntegerField on every database; higher runs first.
+PRIORITY_RANGE = range(-32768, 32768)
+
+
+class ClaimIndex(models.Index):
+    """The index the claim reads in order: due tasks of a queue, by priority then ETA.
+
+    Where the database has partial indexes it holds queued rows only, so failed and
+    started rows cost the claim nothing. Elsewhere (MySQL, MariaDB) ``state`` leads the
+    key instead, and the index covers the whole claim query (InnoDB appends the primary
+    key), so ``FOR UPDATE SKIP LOCKED`` locks only the row it returns.
+    """
+
+    def __init__(self, *, name: str) -> None:
+        super().__init__(fields=["state", "queue", "-priority", "eta", "id"], name=name)
+
+    def deconstruct(self):  # type: ignore[no-untyped-def]
+        return ("taskq.models.ClaimIndex", (), {"name": self.name})
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):  # type: ignore[no-untyped-def]
+        if schema_editor.connection.features.supports_partial_indexes:
+            index = models.Index(
+                fields=["queue", "-priority", "eta", "id"],
+                condition=Q(state=Task.State.QUEUED),
+                name=self.name,
+            )
+        else:
+            index = models.Index(fields=self.fields, name=self.name)
+        return index.create_sql(model, schema_editor, using=using, **kwargs)
+
+
+class Worker(models.Model):
+    """One running ``taskq_worker`` process; its heartbeat tells active from dirty."""
+
+    ident = models.CharField(max_length=100, unique=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.CharField(max_length=1000)
+    started_at = models.DateTimeField()
+    heartbeat = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["host", "pid"]
+
+    def __str__(self) -> str:
+        return self.ident
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    """Querysets named after the groups the admin and the metrics show."""
+
+    def failed(self) -> TaskQuerySet:
+        return self.filter(state=Task.State.FAILED)
+
+    def started(self) -> TaskQuerySet:
+        return self.filter(state=Task.State.STARTED)
+
+    def dirty(self) -> TaskQuerySet:
+        return self.started().filter(dirty_q())
+
+    def active(self) -> TaskQuerySet:
+        return self.started().exclude(dirty_q())
+
+    def queued(self) -> TaskQuerySet:
+        return self.filter(state=Task.State.QUEUED)
+
+    def pending(self) -> TaskQuerySet:
+        return self.queued().filter(eta__lte=timezone.now())
+
+    def future(self) -> TaskQuerySet:
+        return self.queued().filter(eta__gt=timezone.now())
+
+    def run_now(self) -> int:
+        """Make queued tasks due now; return how many."""
+        return self.queued().update(eta=timezone.now())
+
+    def retry(self) -> int:
+        """Put failed or dirty tasks back in the queue, due now; return how many.
+
+        The version is bumped, so a worker that still holds an old claim on one of
+        them can no longer complete, retry or fail it.
+        """
+        return self.exclude(state=Task.State.QUEUED).update(
+            state=Task.State.QUEUED,
+            eta=timezone.now(),
+            version=F("version") + 1,
+            worker=None,
+        )
+
+
+def dirty_cutoff() -> datetime:
+    """Return the moment before which a worker's last heartbeat makes its tasks dirty."""
+    return timezone.now() - timedelta(seconds=settings.DIRTY_AFTER)
+
+
+def dirty_q() -> Q:
+    """Match started tasks whose worker is gone or has not beaten recently."""
+    return Q(worker__isnull=True) | Q(worker__heartbeat__lt=dirty_cutoff())
+
+
+class Task(models.Model):
+    """A call of a registered function, waiting, running or failed."""
+
+    class State(models.IntegerChoices):
+        QUEUED = 0, "queued"
+        STARTED = 1, "started"
+        FAILED = 2, "failed"
+
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    queue = models.CharField(max_length=QUEUE_MAX_LENGTH, default="default")
+    priority = models.SmallIntegerField(default=0)
+    args = models.TextField(default="[]")
+    kwargs = models.TextField(default="{}")
+    eta = models.DateTimeField()
+    expires = models.DateTimeField(null=True, blank=True)
+    retries = models.PositiveIntegerField(default=0)
+    #: Bumped by every claim and every re-queue; writes after a claim are fenced by it.
+    version = models.PositiveBigIntegerField(default=0)
+    state = models.PositiveSmallIntegerField(choices=State.choices, default=State.QUEUED)
+    worker = models.ForeignKey(
+        Worker,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            ClaimIndex(name="taskq_task_claim"),
+            models.Index(fields=["state", "name"], name="taskq_task_state_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.pk}]"

@@ -1,0 +1,64 @@
+"""The registered tasks: the only functions a worker will ever run.
+
+A task name read from the database is looked up here and nowhere else; it is never
+imported, so a row written by hand cannot make a worker run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from django.utils.module_loading import autodiscover_modules
+
+from taskq.conf import settings
+
+if TYPE_CHECKING:
+    from taskq.celery import TaskFunction
+
+_tasks: dict[str, TaskFunction] = {}
+
+
+class UnregisteredTask(LookupError):
+    """A row names a task that no imported module registered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unregistered task {name!r}")
+        self.name = name
+
+
+def register(task: TaskFunction) -> None:
+    """Register ``task`` under its name; a second, different function is an error."""
+    existing = _tasks.get(task.name)
+    if existing is not None and existing.run is not task.run:
+        # Reloading a module (runserver, tests) registers an equal function again.
+        same_origin = (existing.run.__module__, existing.run.__qualname__) == (
+            task.run.__module__,
+            task.run.__qualname__,
+        )
+        if not same_origin:
+            raise ValueError(
+                f"task name {task.name!r} is already used by "
+                f"{existing.run.__module__}.{existing.run.__qualname__}"
+            )
+    _tasks[task.name] = task
+
+
+def get(name: str) -> TaskFunction:
+    """Return the registered task called ``name`` or raise ``UnregisteredTask``."""
+    try:
+        return _tasks[name]
+    except KeyError:
+        raise UnregisteredTask(name) from None
+
+
+def names() -> list[str]:
+    """Return the registered task names, sorted."""
+    return sorted(_tasks)
+
+
+def autodiscover() -> None:
+    """Import every installed app's ``tasks`` module and each module in TASKQ_IMPORTS."""
+    autodiscover_modules("tasks")
+    for module in settings.IMPORTS:
+        importlib.import_module(module)

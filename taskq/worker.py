@@ -1,0 +1,317 @@
+"""The worker: one process, one task at a time, coordinated only by the database.
+
+A worker registers a row in the worker table and beats its heartbeat from a background
+thread with its own connection; then it asks its claim strategy for the next due task,
+runs it and records the outcome with a write fenced by the claim's version. It never
+prefetches, and a task it cannot finish recording stays started, so it shows as dirty
+instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, reset_queries
+from django.db import close_old_connections
+from django.utils import timezone
+
+from taskq import registry, serialization
+from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
+from taskq.celery import Request, Retry, running
+from taskq.conf import settings
+from taskq.models import Worker as WorkerRow
+
+logger = logging.getLogger("taskq.worker")
+
+#: Errors that mean "the database is unreachable right now", worth waiting out.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+#: Attempts to record a task's outcome before it is left to show as dirty.
+FINISH_ATTEMPTS = 10
+
+
+class Heartbeat(threading.Thread):
+    """Write the worker row's heartbeat every interval, on the thread's own connection."""
+
+    def __init__(self, using: str, worker_id: int, interval: float) -> None:
+        super().__init__(name="taskq-heartbeat", daemon=True)
+        self.using = using
+        self.worker_id = worker_id
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                self.beat()
+        finally:
+            connections[self.using].close()
+
+    def beat(self) -> None:
+        try:
+            WorkerRow.objects.using(self.using).filter(pk=self.worker_id).update(
+                heartbeat=timezone.now()
+            )
+        except DatabaseError as error:
+            logger.warning("Heartbeat failed: %s", error)
+            connections[self.using].close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=self.interval + 5)
+
+
+class Worker:
+    """Claim and run due tasks of ``queues`` until told to stop."""
+
+    def __init__(
+        self,
+        queues: Sequence[str],
+        *,
+        burst: bool = False,
+        max_tasks: int | None = None,
+        using: str | None = None,
+    ) -> None:
+        registry.autodiscover()
+        self.using = using or task_database()
+        self.queues = list(queues)
+        self.burst = burst
+        self.max_tasks = max_tasks
+        self.ident = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.strategy: ClaimStrategy
+        self.row: WorkerRow | None = None
+        self.stopping = False
+        self.wake = threading.Event()
+        self.processed = 0
+        self.reconnect_delay = 0.0
+
+    # Life cycle -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped, ``--burst`` finds nothing due or ``max_tasks`` ran."""
+        self.install_signal_handlers()
+        strategy = self.connect()
+        if strategy is None:
+            return 0
+        self.strategy = strategy
+        self.row = self.register()
+        if self.row is None:
+            return 0
+        heartbeat = Heartbeat(self.using, self.row.pk, settings.HEARTBEAT_INTERVAL)
+        heartbeat.start()
+        logger.info(
+            "Worker %s started: queues %s, claim strategy %s",
+            self.ident,
+            ",".join(self.queues),
+            type(self.strategy).__name__,
+        )
+        try:
+            self.loop()
+        finally:
+            heartbeat.stop()
+            self.unregister()
+        logger.info("Worker %s stopped after %d tasks", self.ident, self.processed)
+        return 0
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            logger.warning("Second signal %s: exiting now; a running task stays dirty", signum)
+            os._exit(128 + signum)
+        logger.info("Signal %s: finishing the current task, then exiting", signum)
+        self.stopping = True
+        self.wake.set()
+
+    def connect(self) -> ClaimStrategy | None:
+        """Return the claim strategy, waiting for the database if it is down.
+
+        A strategy the database cannot run raises ``ImproperlyConfigured`` here, before
+        any task is touched.
+        """
+        while not self.stopping:
+            try:
+                return get_strategy(self.using)
+            except CONNECTION_ERRORS as error:
+                self.wait_for_database(error)
+        return None
+
+    def register(self) -> WorkerRow | None:
+        """Write this process's worker row, waiting for the database if it is down."""
+        while not self.stopping:
+            now = timezone.now()
+            try:
+                return WorkerRow.objects.using(self.using).create(
+                    ident=self.ident,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    queues=",".join(self.queues),
+                    started_at=now,
+                    heartbeat=now,
+                )
+            except CONNECTION_ERRORS as error:
+                self.wait_for_database(error)
+        return None
+
+    def unregister(self) -> None:
+        try:
+            WorkerRow.objects.using(self.using).filter(pk=self.row.pk).delete()  # type: ignore[union-attr]
+        except DatabaseError as error:
+            logger.warning("Could not remove worker row %s: %s", self.ident, error)
+
+    def wait_for_database(self, error: Exception, *, interruptible: bool = True) -> None:
+        """Log, drop the broken connection and back off (exponentially, with jitter).
+
+        A stop signal cuts the wait short, except while a finished task's outcome is
+        still to be recorded (``interruptible=False``).
+        """
+        self.reconnect_delay = min(
+            settings.RECONNECT_MAX_DELAY, max(0.5, self.reconnect_delay * 2)
+        )
+        delay = random.uniform(self.reconnect_delay / 2, self.reconnect_delay)
+        logger.warning(
+            "Database %r unavailable (%s); retrying in %.1fs",
+            self.using,
+            str(error).strip() or type(error).__name__,
+            delay,
+        )
+        try:
+            connections[self.using].close()
+        except DatabaseError:
+            pass
+        if interruptible:
+            self.wake.wait(delay)
+        else:
+            time.sleep(delay)
+
+    # The loop -------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        assert self.row is not None
+        while not self.stopping:
+            if self.max_tasks is not None and self.processed >= self.max_tasks:
+                return
+            close_old_connections()
+            reset_queries()  # DEBUG=True must not grow the worker's memory
+            try:
+                claim = self.strategy.claim(self.queues, self.row.pk, timezone.now())
+            except CONNECTION_ERRORS as error:
+                self.wait_for_database(error)
+                continue
+            self.reconnect_delay = 0.0
+            if claim is None:
+                if self.burst:
+                    return
+                self.wake.wait(settings.POLL_INTERVAL * random.uniform(0.5, 1.5))
+                continue
+            self.process(claim)
+            self.processed += 1
+
+    def process(self, claim: Claim) -> None:
+        """Run one claimed task and record its outcome."""
+        fields = {
+            "task_id": claim.id,
+            "task_name": claim.name,
+            "queue": claim.queue,
+            "attempt": claim.retries + 1,
+        }
+        if claim.expires is not None and claim.expires <= timezone.now():
+            logger.info("Task %s[%s] expired; dropped", claim.name, claim.id, extra=fields)
+            self.finish(self.strategy.complete, claim)
+            return
+        try:
+            task = registry.get(claim.name)
+            args = serialization.loads(claim.args)
+            kwargs = serialization.loads(claim.kwargs)
+        except registry.UnregisteredTask as error:
+            logger.error("Task %s[%s] failed: %s", claim.name, claim.id, error, extra=fields)
+            self.finish(self.strategy.fail, claim, str(error))
+            return
+        except (ValueError, TypeError, KeyError) as error:
+            message = f"cannot decode the arguments of {claim.name}[{claim.id}]: {error!r}"
+            logger.error("Task %s[%s] failed: %s", claim.name, claim.id, message, extra=fields)
+            self.finish(self.strategy.fail, claim, message)
+            return
+
+        logger.info("Task %s[%s] started", claim.name, claim.id, extra=fields)
+        started = time.monotonic()
+        try:
+            with running(Request(id=claim.id, name=claim.name, retries=claim.retries)):
+                task.execute(args, kwargs)
+        except Retry as retry:
+            fields["duration"] = time.monotonic() - started
+            error = format_error(retry.exc) if retry.exc else "retry requested"
+            logger.info(
+                "Task %s[%s] retry at %s (%.3fs)",
+                claim.name,
+                claim.id,
+                retry.when.isoformat(),
+                fields["duration"],
+                extra=fields,
+            )
+            self.finish(self.strategy.retry, claim, retry.when, error)
+        except BaseException as error:  # a task's SystemExit must not end the worker
+            fields["duration"] = time.monotonic() - started
+            logger.error(
+                "Task %s[%s] failed in %.3fs: %r",
+                claim.name,
+                claim.id,
+                fields["duration"],
+                error,
+                extra=fields,
+            )
+            self.finish(self.strategy.fail, claim, format_error(error))
+        else:
+            fields["duration"] = time.monotonic() - started
+            logger.info(
+                "Task %s[%s] succeeded in %.3fs",
+                claim.name,
+                claim.id,
+                fields["duration"],
+                extra=fields,
+            )
+            self.finish(self.strategy.complete, claim)
+
+    def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
+        """Record an outcome, waiting out a lost connection a few times.
+
+        Every write is fenced by the claim's version, so repeating one is safe. If it
+        still fails, the task stays started and shows as dirty: honest, not lost.
+        """
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                if not write(claim, *args):
+                    logger.warning(
+                        "Task %s[%s] was re-queued or deleted while it ran; this worker "
+                        "lost its claim and leaves the row alone",
+                        claim.name,
+                        claim.id,
+                    )
+                return
+            except CONNECTION_ERRORS as error:
+                if attempt == FINISH_ATTEMPTS:
+                    logger.error(
+                        "Could not record the outcome of %s[%s] (%s); it will show as dirty",
+                        claim.name,
+                        claim.id,
+                        error,
+                    )
+                    return
+                self.wait_for_database(error, interruptible=False)
+
+
+def format_error(error: BaseException) -> str:
+    """Return the full traceback of ``error``, as ``traceback`` prints it."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))

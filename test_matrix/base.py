@@ -1,0 +1,49 @@
+"""Settings every database of the matrix shares; each sibling module adds DATABASES."""
+
+import os
+
+SECRET_KEY = "taskq-tests-only"
+DEBUG = os.environ.get("TASKQ_TEST_DEBUG") == "1"
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "taskq",
+    "test_matrix.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "test_matrix.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Worker processes started by the tests read these from their environment.
+TASKQ_CLAIM_STRATEGY = os.environ.get("TASKQ_CLAIM_STRATEGY") or None
+TASKQ_HEARTBEAT_INTERVAL = 0.5
+TASKQ_DIRTY_AFTER = 3
+TASKQ_POLL_INTERVAL = 0.05
+
+# Worker processes connect to the test database that pytest-django created.
+DB_NAME = os.environ.get("TASKQ_DB_NAME", "taskq")

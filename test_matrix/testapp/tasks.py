@@ -1,0 +1,44 @@
+"""Tasks the tests enqueue and worker processes run."""
+
+import os
+import time
+
+from taskq.celery import shared_task
+
+
+def _record(line: str) -> None:
+    """Append a line to the file named by TASKQ_TEST_RECORD (atomic with O_APPEND)."""
+    path = os.environ.get("TASKQ_TEST_RECORD")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{line}\n".encode())
+        finally:
+            os.close(fd)
+
+
+@shared_task
+def noop():
+    pass
+
+
+@shared_task
+def record(key):
+    _record(str(key))
+
+
+@shared_task
+def slow(key, seconds):
+    _record(f"start {key}")
+    time.sleep(seconds)
+    _record(f"end {key}")
+
+
+@shared_task
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@shared_task
+def exit_worker():
+    raise SystemExit(3)
