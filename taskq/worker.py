@@ -97,9 +97,14 @@ class Worker:
 
     # Life cycle -----------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Work until stopped, ``--burst`` finds nothing due or ``max_tasks`` ran."""
-        self.install_signal_handlers()
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Work until stopped, ``--burst`` finds nothing due or ``max_tasks`` ran.
+
+        ``handle_signals=False`` leaves SIGTERM and SIGINT alone, for running a worker
+        inside another program (a test, a notebook).
+        """
+        if handle_signals:
+            self.install_signal_handlers()
         strategy = self.connect()
         if strategy is None:
             return 0

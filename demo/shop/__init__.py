@@ -1,0 +1,1 @@
+"""A tiny shop app: only here to own the demo's tasks module."""
