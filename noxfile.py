@@ -32,6 +32,13 @@ DJANGO_PYTHON = {"5.2": "3.11", "6.1": "3.12"}
 # Extras of pyproject.toml that bring the database driver.
 DRIVER_EXTRA = {"sqlite": None, "postgresql": "postgres", "mysql": "mysql"}
 TYPECHECK_PYTHON = "3.12"
+HERE = Path(__file__).resolve().parent
+
+
+def _pythonpath() -> str:
+    """The repository root first, so that ``test_matrix`` imports in pytest, in the worker
+    processes the tests start, and in the django-stubs mypy plugin."""
+    return os.pathsep.join(p for p in [str(HERE), os.environ.get("PYTHONPATH", "")] if p)
 
 
 def _truthy(value: str | None) -> bool:
@@ -89,6 +96,7 @@ def tests(session: nox.Session, database: str, django: str) -> None:
         "TASKQ_DB_NAME": os.environ.get("TASKQ_DB_NAME") or "taskq",
         # pytest-django's --ds sets this too; worker processes started by the tests inherit it.
         "DJANGO_SETTINGS_MODULE": settings,
+        "PYTHONPATH": _pythonpath(),
     }
     session.run("python", "-m", "django", "--version", env=env)
     session.run("pytest", f"--ds={settings}", *session.posargs, env=env)
@@ -97,7 +105,7 @@ def tests(session: nox.Session, database: str, django: str) -> None:
 @nox.session  # ruff does not care which Python runs it: nox's own will do.
 def lint(session: nox.Session) -> None:
     """ruff: lint rules and formatting, without changing files."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")  # pinned: a new release may bring new rules
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -106,4 +114,4 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy with django-stubs; settings from test_matrix.sqlite (see [tool.django-stubs])."""
     session.install("-e", ".[dev]")
-    session.run("mypy", *(session.posargs or ["taskq"]))
+    session.run("mypy", *(session.posargs or ["taskq"]), env={"PYTHONPATH": _pythonpath()})

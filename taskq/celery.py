@@ -119,6 +119,8 @@ class AsyncResult:
 
     def revoke(self) -> bool:
         """Delete the task if no worker has started it; return whether it was deleted."""
+        if self.id is None:
+            return False
         deleted, _ = Task.objects.queued().filter(pk=self.id).delete()
         return bool(deleted)
 
@@ -241,7 +243,7 @@ class TaskFunction(Generic[P, R]):
     def execute(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Run the body once, turning exceptions into retries per ``autoretry_for``."""
         try:
-            return self.run(*args, **kwargs)  # type: ignore[arg-type]
+            return self.run(*args, **kwargs)
         except Retry:
             raise
         except self.autoretry_for as exc:

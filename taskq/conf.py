@@ -16,9 +16,7 @@ _MISSING = object()
 
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ImproperlyConfigured(
-            f"{name} must be a positive number of seconds, not {value!r}."
-        )
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, not {value!r}.")
     return float(value)
 
 

@@ -3,9 +3,9 @@
 Plain JSON values stay as they are. ``datetime``, ``date``, ``time``, ``timedelta``,
 ``Decimal`` and ``UUID`` become a one-key object ``{"__taskq__": [type, text]}`` so they
 come back as the same type and value; a dict that happens to use the key ``__taskq__``
-is wrapped the same way, as key-value pairs, so it cannot be mistaken for one. Tuples become lists, as in
-Celery. Anything else is refused before a row is written, with the argument's path.
-Never pickle: a row in the table can only ever describe data, not code.
+is wrapped the same way, as key-value pairs, so it cannot be mistaken for one. Tuples
+become lists, as in Celery. Anything else is refused before a row is written, with the
+argument's path. Never pickle: a row in the table can only ever describe data, not code.
 """
 
 from __future__ import annotations

@@ -22,14 +22,21 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, reset_queries
-from django.db import close_old_connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    reset_queries,
+)
 from django.utils import timezone
 
 from taskq import registry, serialization
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.celery import Request, Retry, running
 from taskq.conf import settings
+from taskq.models import Task as TaskRow
 from taskq.models import Worker as WorkerRow
 
 logger = logging.getLogger("taskq.worker")
@@ -182,9 +189,7 @@ class Worker:
         A stop signal cuts the wait short, except while a finished task's outcome is
         still to be recorded (``interruptible=False``).
         """
-        self.reconnect_delay = min(
-            settings.RECONNECT_MAX_DELAY, max(0.5, self.reconnect_delay * 2)
-        )
+        self.reconnect_delay = min(settings.RECONNECT_MAX_DELAY, max(0.5, self.reconnect_delay * 2))
         delay = random.uniform(self.reconnect_delay / 2, self.reconnect_delay)
         logger.warning(
             "Database %r unavailable (%s); retrying in %.1fs",
@@ -217,77 +222,81 @@ class Worker:
                 continue
             self.reconnect_delay = 0.0
             if claim is None:
-                if self.burst:
+                # A claim can come back empty because it lost races (optimistic) or met
+                # a locked SQLite file; --burst exits only when nothing is due at all.
+                if self.burst and not self.anything_due():
                     return
                 self.wake.wait(settings.POLL_INTERVAL * random.uniform(0.5, 1.5))
                 continue
             self.process(claim)
             self.processed += 1
 
+    def anything_due(self) -> bool:
+        try:
+            return (
+                TaskRow.objects.using(self.using)
+                .queued()
+                .filter(queue__in=self.queues, eta__lte=timezone.now())
+                .exists()
+            )
+        except CONNECTION_ERRORS:
+            return True  # not known; the loop will wait for the database
+
     def process(self, claim: Claim) -> None:
         """Run one claimed task and record its outcome."""
-        fields = {
+        fields: dict[str, Any] = {
             "task_id": claim.id,
             "task_name": claim.name,
             "queue": claim.queue,
             "attempt": claim.retries + 1,
         }
+        label = f"{claim.name}[{claim.id}]"
         if claim.expires is not None and claim.expires <= timezone.now():
-            logger.info("Task %s[%s] expired; dropped", claim.name, claim.id, extra=fields)
+            logger.info("Task %s expired; dropped", label, extra=fields)
             self.finish(self.strategy.complete, claim)
             return
         try:
             task = registry.get(claim.name)
             args = serialization.loads(claim.args)
             kwargs = serialization.loads(claim.kwargs)
-        except registry.UnregisteredTask as error:
-            logger.error("Task %s[%s] failed: %s", claim.name, claim.id, error, extra=fields)
-            self.finish(self.strategy.fail, claim, str(error))
+        except registry.UnregisteredTask as unregistered:
+            self.reject(claim, str(unregistered), fields)
             return
-        except (ValueError, TypeError, KeyError) as error:
-            message = f"cannot decode the arguments of {claim.name}[{claim.id}]: {error!r}"
-            logger.error("Task %s[%s] failed: %s", claim.name, claim.id, message, extra=fields)
-            self.finish(self.strategy.fail, claim, message)
+        except (ValueError, TypeError, KeyError) as undecodable:
+            self.reject(claim, f"cannot decode the arguments of {label}: {undecodable!r}", fields)
             return
 
-        logger.info("Task %s[%s] started", claim.name, claim.id, extra=fields)
+        logger.info("Task %s started", label, extra=fields)
         started = time.monotonic()
         try:
             with running(Request(id=claim.id, name=claim.name, retries=claim.retries)):
                 task.execute(args, kwargs)
         except Retry as retry:
             fields["duration"] = time.monotonic() - started
-            error = format_error(retry.exc) if retry.exc else "retry requested"
             logger.info(
-                "Task %s[%s] retry at %s (%.3fs)",
-                claim.name,
-                claim.id,
+                "Task %s retry at %s (ran %.3fs)",
+                label,
                 retry.when.isoformat(),
                 fields["duration"],
                 extra=fields,
             )
+            error = format_error(retry.exc) if retry.exc else "retry requested"
             self.finish(self.strategy.retry, claim, retry.when, error)
-        except BaseException as error:  # a task's SystemExit must not end the worker
+        except BaseException as exc:  # a task's SystemExit must not end the worker
             fields["duration"] = time.monotonic() - started
             logger.error(
-                "Task %s[%s] failed in %.3fs: %r",
-                claim.name,
-                claim.id,
-                fields["duration"],
-                error,
-                extra=fields,
+                "Task %s failed in %.3fs: %r", label, fields["duration"], exc, extra=fields
             )
-            self.finish(self.strategy.fail, claim, format_error(error))
+            self.finish(self.strategy.fail, claim, format_error(exc))
         else:
             fields["duration"] = time.monotonic() - started
-            logger.info(
-                "Task %s[%s] succeeded in %.3fs",
-                claim.name,
-                claim.id,
-                fields["duration"],
-                extra=fields,
-            )
+            logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
             self.finish(self.strategy.complete, claim)
+
+    def reject(self, claim: Claim, reason: str, fields: dict[str, Any]) -> None:
+        """Fail a task that cannot even start, saying why; nothing of it was run."""
+        logger.error("Task %s[%s] failed: %s", claim.name, claim.id, reason, extra=fields)
+        self.finish(self.strategy.fail, claim, reason)
 
     def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
         """Record an outcome, waiting out a lost connection a few times.

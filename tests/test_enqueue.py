@@ -78,7 +78,11 @@ def test_expires_in_seconds_or_as_datetime():
     noop.apply_async(expires=60)
     noop.apply_async(expires=start + dt.timedelta(minutes=5))
     first, second = Task.objects.order_by("pk")
-    assert start + dt.timedelta(seconds=60) <= first.expires <= timezone.now() + dt.timedelta(seconds=60)
+    assert (
+        start + dt.timedelta(seconds=60)
+        <= first.expires
+        <= timezone.now() + dt.timedelta(seconds=60)
+    )
     assert second.expires == start + dt.timedelta(minutes=5)
 
 

@@ -58,7 +58,7 @@ def test_claim_marks_the_row_started_by_this_worker(strategy, worker_row):
     got = claim(strategy, worker_row)
     row = Task.objects.get()
     assert got.id == task.pk and got.name == NAME
-    assert (got.args, got.kwargs) == ('[1]', '{"a":2}')
+    assert (got.args, got.kwargs) == ("[1]", '{"a":2}')
     assert row.state == Task.State.STARTED
     assert row.worker_id == worker_row.pk
     assert row.version == got.version == task.version + 1
@@ -109,7 +109,12 @@ def test_retry_requeues_with_one_more_retry(strategy, worker_row):
     eta = timezone.now() + dt.timedelta(minutes=3)
     assert strategy.retry(got, eta, "Traceback: boom") is True
     row = Task.objects.get()
-    assert (row.state, row.eta, row.retries, row.error) == (Task.State.QUEUED, eta, 1, "Traceback: boom")
+    assert (row.state, row.eta, row.retries, row.error) == (
+        Task.State.QUEUED,
+        eta,
+        1,
+        "Traceback: boom",
+    )
     assert row.worker_id is None and row.version == got.version + 1
 
 
@@ -168,7 +173,9 @@ def test_row_locking_strategies_skip_a_row_another_transaction_holds(strategy, w
 def test_automatic_choice_follows_the_database():
     expected = {
         "postgresql": PostgreSQLStrategy,
-        "mysql": MySQLStrategy if connection.features.has_select_for_update_skip_locked else OptimisticStrategy,
+        "mysql": MySQLStrategy
+        if connection.features.has_select_for_update_skip_locked
+        else OptimisticStrategy,
         "sqlite": SQLiteStrategy,
     }[connection.vendor]
     assert strategy_class(connection) is expected
@@ -186,9 +193,10 @@ def test_family_names_pick_the_most_specific_strategy():
 def test_forcing_skip_locked_where_the_database_lacks_it_is_refused():
     if connection.features.has_select_for_update_skip_locked:
         pytest.skip(f"{connection.display_name} has SKIP LOCKED")
-    with override_settings(TASKQ_CLAIM_STRATEGY="skip_locked"), pytest.raises(
-        ImproperlyConfigured
-    ) as error:
+    with (
+        override_settings(TASKQ_CLAIM_STRATEGY="skip_locked"),
+        pytest.raises(ImproperlyConfigured) as error,
+    ):
         get_strategy()
     assert "TASKQ_CLAIM_STRATEGY='skip_locked' is refused" in str(error.value)
     assert "has no SELECT ... FOR UPDATE SKIP LOCKED" in str(error.value)
@@ -197,7 +205,11 @@ def test_forcing_skip_locked_where_the_database_lacks_it_is_refused():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("fastest", "TASKQ_CLAIM_STRATEGY='fastest' is not one of None, 'skip_locked', 'optimistic', a dotted path"),
+        (
+            "fastest",
+            "TASKQ_CLAIM_STRATEGY='fastest' is not one of "
+            "None, 'skip_locked', 'optimistic', a dotted path",
+        ),
         ("nowhere.Strategy", "TASKQ_CLAIM_STRATEGY='nowhere.Strategy' is neither one of None"),
         ("taskq.models.Task", "TASKQ_CLAIM_STRATEGY='taskq.models.Task' is not a subclass of"),
         (5, "TASKQ_CLAIM_STRATEGY must be None, a short name or a dotted path, not 5"),
@@ -205,7 +217,10 @@ def test_forcing_skip_locked_where_the_database_lacks_it_is_refused():
     ],
 )
 def test_a_bad_strategy_setting_names_the_value_and_the_choices(value, message):
-    with override_settings(TASKQ_CLAIM_STRATEGY=value), pytest.raises(ImproperlyConfigured) as error:
+    with (
+        override_settings(TASKQ_CLAIM_STRATEGY=value),
+        pytest.raises(ImproperlyConfigured) as error,
+    ):
         get_strategy()
     assert message in str(error.value)
 

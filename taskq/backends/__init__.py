@@ -54,8 +54,7 @@ def _import_strategy(path: str) -> type[ClaimStrategy]:
         ) from error
     if not (isinstance(cls, type) and issubclass(cls, ClaimStrategy)):
         raise ImproperlyConfigured(
-            f"TASKQ_CLAIM_STRATEGY={path!r} is not a subclass of "
-            "taskq.backends.base.ClaimStrategy"
+            f"TASKQ_CLAIM_STRATEGY={path!r} is not a subclass of taskq.backends.base.ClaimStrategy"
         )
     return cls
 
@@ -66,9 +65,7 @@ def _most_specific(
     return next((cls for cls in family if cls.is_supported(connection)), None)
 
 
-def strategy_class(
-    connection: BaseDatabaseWrapper, setting: Any = None
-) -> type[ClaimStrategy]:
+def strategy_class(connection: BaseDatabaseWrapper, setting: Any = None) -> type[ClaimStrategy]:
     """Return the strategy class ``setting`` names for ``connection``.
 
     Raise ``ImproperlyConfigured`` for a value that names nothing, and for a strategy
@@ -81,9 +78,7 @@ def strategy_class(
                 return cls
         raise ImproperlyConfigured(f"no claim strategy supports {connection.display_name}")
     if not isinstance(setting, str) or not setting:
-        raise ImproperlyConfigured(
-            f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}"
-        )
+        raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}")
     if setting in FAMILIES:
         cls = _most_specific(FAMILIES[setting], connection)
         if cls is None:
@@ -91,14 +86,11 @@ def strategy_class(
             raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is refused: {reason}")
         return cls
     if "." not in setting:
-        raise ImproperlyConfigured(
-            f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}"
-        )
+        raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}")
     cls = _import_strategy(setting)
     if not cls.is_supported(connection):
         raise ImproperlyConfigured(
-            f"TASKQ_CLAIM_STRATEGY={setting!r} is refused: "
-            f"{cls.unsupported_reason(connection)}"
+            f"TASKQ_CLAIM_STRATEGY={setting!r} is refused: {cls.unsupported_reason(connection)}"
         )
     return cls
 
@@ -118,9 +110,7 @@ def get_strategy(using: str | None = None) -> ClaimStrategy:
 
 def usable_strategies(connection: BaseDatabaseWrapper) -> list[type[ClaimStrategy]]:
     """Return every strategy class that can run on ``connection``, for tests and checks."""
-    return [
-        cls for family in FAMILIES.values() for cls in family if cls.is_supported(connection)
-    ]
+    return [cls for family in FAMILIES.values() for cls in family if cls.is_supported(connection)]
 
 
 def prepare_connection(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

@@ -2,8 +2,9 @@
 
 The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1 FOR UPDATE
 SKIP LOCKED)``): an ``IN (…)`` could let the planner turn it into a join that locks and
-updates more rows than the limit. ``state`` is compared with a literal so the planner can use the partial claim
-index, which holds queued rows only and is read in the claim's order.
+updates more rows than the limit. ``state`` is compared with a literal so the planner
+can use the partial claim index, which holds queued rows only and is read in the claim's
+order.
 """
 
 from __future__ import annotations

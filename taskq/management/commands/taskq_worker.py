@@ -43,9 +43,7 @@ class Command(BaseCommand):
             help="Comma-separated queues to take tasks from (default: TASKQ_DEFAULT_QUEUE, "
             "'default' unless set).",
         )
-        parser.add_argument(
-            "--burst", action="store_true", help="Exit as soon as no task is due."
-        )
+        parser.add_argument("--burst", action="store_true", help="Exit as soon as no task is due.")
         parser.add_argument(
             "--max-tasks",
             type=positive_int,

@@ -1,0 +1,126 @@
+"""The worker loop, in-process: outcomes, bad rows, expiry, logging and memory."""
+
+import datetime as dt
+import logging
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from taskq.enqueue import Call, enqueue
+from taskq.models import Task
+from taskq.models import Worker as WorkerRow
+from taskq.worker import Worker
+from test_matrix.testapp.tasks import exit_worker, fail, noop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def drain(**options):
+    return Worker(["default"], burst=True, **options).run(handle_signals=False)
+
+
+def test_success_deletes_and_failure_keeps_the_task():
+    noop.delay()
+    fail.delay("bad input")
+    assert drain() == 0
+    (failed,) = Task.objects.all()
+    assert failed.state == Task.State.FAILED
+    assert "ValueError: bad input" in failed.error
+    assert failed.error.startswith("Traceback (most recent call last):")
+
+
+def test_the_worker_row_exists_while_it_runs_and_is_removed_after(monkeypatch):
+    seen = []
+    noop.delay()
+    original = Worker.process
+
+    def spy(self, claim):
+        seen.append(list(WorkerRow.objects.values_list("ident", "queues")))
+        original(self, claim)
+
+    monkeypatch.setattr(Worker, "process", spy)
+    drain()
+    ((ident, queues),) = seen[0]
+    assert queues == "default"
+    host, pid, random_part = ident.split(":")
+    assert int(pid) > 0 and len(random_part) == 8
+    assert WorkerRow.objects.count() == 0
+
+
+def test_an_unregistered_name_fails_with_a_clear_error_and_nothing_is_imported():
+    enqueue(Call("os.system", args=["echo pwned"]))
+    noop.delay()
+    drain()
+    (task,) = Task.objects.all()
+    assert (task.state, task.error) == (Task.State.FAILED, "unregistered task 'os.system'")
+
+
+def test_corrupt_arguments_fail_the_task_and_the_worker_goes_on():
+    bad = noop.delay()
+    Task.objects.filter(pk=bad.id).update(args="[not json")
+    noop.delay()
+    drain()
+    (task,) = Task.objects.all()
+    assert task.state == Task.State.FAILED
+    assert task.error.startswith(
+        f"cannot decode the arguments of test_matrix.testapp.tasks.noop[{bad.id}]: JSONDecodeError"
+    )
+
+
+def test_a_task_raising_system_exit_fails_and_the_worker_goes_on():
+    exit_worker.delay()
+    noop.delay()
+    assert drain() == 0
+    (task,) = Task.objects.all()
+    assert task.state == Task.State.FAILED
+    assert "SystemExit: 3" in task.error
+
+
+def test_an_expired_task_is_dropped_with_a_log_line(caplog):
+    expired = noop.apply_async(expires=timezone.now() - dt.timedelta(seconds=1))
+    with caplog.at_level(logging.INFO, logger="taskq.worker"):
+        drain()
+    assert Task.objects.count() == 0
+    assert f"Task test_matrix.testapp.tasks.noop[{expired.id}] expired; dropped" in caplog.messages
+
+
+def test_start_and_end_are_logged_with_duration_and_fields(caplog):
+    result = noop.delay()
+    with caplog.at_level(logging.INFO, logger="taskq.worker"):
+        drain()
+    name = f"test_matrix.testapp.tasks.noop[{result.id}]"
+    assert f"Task {name} started" in caplog.messages
+    (end,) = [r for r in caplog.records if r.getMessage().startswith(f"Task {name} succeeded in ")]
+    assert end.task_id == result.id and end.queue == "default" and end.attempt == 1
+    assert end.duration >= 0
+
+
+def test_max_tasks_stops_after_that_many():
+    for _ in range(5):
+        noop.delay()
+    drain(max_tasks=3)
+    assert Task.objects.count() == 2
+
+
+def test_queues_limit_what_the_worker_takes():
+    noop.apply_async(queue="mail")
+    noop.delay()
+    Worker(["mail"], burst=True).run(handle_signals=False)
+    assert list(Task.objects.values_list("queue", flat=True)) == ["default"]
+
+
+def test_future_tasks_wait():
+    noop.apply_async(countdown=60)
+    drain()
+    assert Task.objects.future().count() == 1
+
+
+@override_settings(DEBUG=True)
+def test_debug_true_does_not_keep_a_query_log():
+    for _ in range(300):
+        noop.delay()
+    drain()
+    assert Task.objects.count() == 0
+    assert len(connection.queries_log) < 30  # the last round only, not 300 tasks × 3 queries
