@@ -161,7 +161,7 @@ def run_workers() -> None:
 def show_metrics() -> None:
     from taskq.metrics import snapshot
 
-    print("== taskq.metrics.snapshot():")
+    print("== taskq.metrics.snapshot() (failed and future tasks stay, so re-runs add up):")
     print(json.dumps(snapshot(), indent=2))
 
 

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from taskq import registry, serialization
-from taskq.enqueue import Call, enqueue
+from taskq.enqueue import Call, check_moment, enqueue
 from taskq.models import Task
 
 __all__ = [
@@ -132,6 +132,9 @@ class EagerResult(AsyncResult):
         super().__init__(None)
         self.result = value
         self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"<EagerResult: {self.exception!r}>" if self.exception else "<EagerResult>"
 
     def successful(self) -> bool:
         return self.exception is None
@@ -289,7 +292,7 @@ class TaskFunction(Generic[P, R]):
         if countdown is not None:
             when = now + timedelta(seconds=countdown)
         elif eta is not None:
-            when = eta
+            when = check_moment("eta", eta)
         else:
             when = now + timedelta(seconds=self.default_retry_delay)
         raise Retry(exc, when)

@@ -24,17 +24,35 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 @checks.register()
+def check_liveness_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Refuse a dirty threshold that healthy workers could not stay under."""
+    try:
+        interval, threshold = settings.HEARTBEAT_INTERVAL, settings.DIRTY_AFTER
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if threshold < 2 * interval:
+        return [
+            checks.Error(
+                f"TASKQ_DIRTY_AFTER ({threshold:g}s) must be at least twice "
+                f"TASKQ_HEARTBEAT_INTERVAL ({interval:g}s), or running tasks show as dirty",
+                id="taskq.E003",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.database)
 def check_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Say which claim strategy each alias holding the task table resolved to.
 
-    This connects to each such database (the choice can depend on the server's version),
-    so that ``manage.py check`` and a starting worker print what will be used.
+    Tagged ``database`` as Django's own database checks are: the choice can depend on
+    the server's version, so it connects, which only ``check --database`` should do.
     """
     from taskq.backends import strategy_class
     from taskq.models import Task
 
     messages: list[checks.CheckMessage] = []
-    for alias in databases or connections:
+    for alias in databases or []:
         if not router.allow_migrate_model(alias, Task):
             continue
         connection = connections[alias]

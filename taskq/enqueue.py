@@ -21,7 +21,8 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def _moment(name: str, value: Any) -> datetime:
+def check_moment(name: str, value: Any) -> datetime:
+    """Return ``value`` as a datetime the database accepts, or raise a clear error."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {value!r}")
     if django_settings.USE_TZ and timezone.is_naive(value):
@@ -83,14 +84,14 @@ class Call:
                 raise ValueError(f"countdown must not be negative, not {self.countdown!r}")
             eta = now + timedelta(seconds=countdown)
         elif self.eta is not None:
-            eta = _moment("eta", self.eta)
+            eta = check_moment("eta", self.eta)
         else:
             eta = now
         expires: datetime | None
         if self.expires is None:
             expires = None
         elif isinstance(self.expires, datetime):
-            expires = _moment("expires", self.expires)
+            expires = check_moment("expires", self.expires)
         else:
             expires = now + timedelta(seconds=_seconds("expires", self.expires))
         return Task(

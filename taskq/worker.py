@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -43,6 +44,8 @@ logger = logging.getLogger("taskq.worker")
 
 #: Errors that mean "the database is unreachable right now", worth waiting out.
 CONNECTION_ERRORS = (OperationalError, InterfaceError)
+#: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
+FORGET_WORKERS_AFTER = timedelta(hours=1)
 #: Attempts to record a task's outcome before it is left to show as dirty.
 FINISH_ATTEMPTS = 10
 
@@ -165,6 +168,7 @@ class Worker:
         while not self.stopping:
             now = timezone.now()
             try:
+                self.forget_dead_workers(now)
                 return WorkerRow.objects.using(self.using).create(
                     ident=self.ident,
                     host=socket.gethostname(),
@@ -176,6 +180,15 @@ class Worker:
             except CONNECTION_ERRORS as error:
                 self.wait_for_database(error)
         return None
+
+    def forget_dead_workers(self, now: datetime) -> None:
+        """Delete rows of workers that died long ago, unless a dirty task names them.
+
+        A killed worker cannot remove its own row; without this the table only grows.
+        """
+        WorkerRow.objects.using(self.using).filter(
+            heartbeat__lt=now - FORGET_WORKERS_AFTER
+        ).exclude(tasks__state=TaskRow.State.STARTED).delete()
 
     def unregister(self) -> None:
         try:

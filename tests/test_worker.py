@@ -124,3 +124,16 @@ def test_debug_true_does_not_keep_a_query_log():
     drain()
     assert Task.objects.count() == 0
     assert len(connection.queries_log) < 30  # the last round only, not 300 tasks × 3 queries
+
+
+def test_rows_of_long_dead_workers_are_forgotten_unless_a_dirty_task_names_them():
+    long_ago = timezone.now() - dt.timedelta(days=2)
+    fields = {"host": "h", "pid": 1, "queues": "default", "started_at": long_ago}
+    WorkerRow.objects.create(ident="dead", heartbeat=long_ago, **fields)
+    crashed = WorkerRow.objects.create(ident="crashed", heartbeat=long_ago, **fields)
+    WorkerRow.objects.create(ident="recent", heartbeat=timezone.now(), **fields)
+    dirty = noop.apply_async(countdown=600)
+    Task.objects.filter(pk=dirty.id).update(state=Task.State.STARTED, worker=crashed)
+    drain()
+    assert sorted(WorkerRow.objects.values_list("ident", flat=True)) == ["crashed", "recent"]
+    assert Task.objects.dirty().get().worker_id == crashed.pk
