@@ -63,6 +63,9 @@ class Worker(models.Model):
     queues = models.CharField(max_length=1000)
     started_at = models.DateTimeField()
     heartbeat = models.DateTimeField(db_index=True)
+    #: Outcomes since the process started, written with each heartbeat.
+    succeeded = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["host", "pid"]
@@ -160,6 +163,8 @@ class Task(models.Model):
         indexes = [
             ClaimIndex(name="taskq_task_claim"),
             models.Index(fields=["state", "name"], name="taskq_task_state_name"),
+            # The admin's lists: pending and future by due time, failed newest first.
+            models.Index(fields=["state", "eta"], name="taskq_task_state_eta"),
         ]
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -50,27 +51,39 @@ FORGET_WORKERS_AFTER = timedelta(hours=1)
 FINISH_ATTEMPTS = 10
 
 
+@dataclass
+class Outcomes:
+    """Tasks this process finished; counted by the worker, written by the heartbeat."""
+
+    succeeded: int = 0
+    failed: int = 0
+
+
 class Heartbeat(threading.Thread):
     """Write the worker row's heartbeat every interval, on the thread's own connection."""
 
-    def __init__(self, using: str, worker_id: int, interval: float) -> None:
+    def __init__(self, using: str, worker_id: int, interval: float, outcomes: Outcomes) -> None:
         super().__init__(name="taskq-heartbeat", daemon=True)
         self.using = using
         self.worker_id = worker_id
         self.interval = interval
         self.stopped = threading.Event()
+        self.outcomes = outcomes
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.interval):
                 self.beat()
+            self.beat()  # the final counts
         finally:
             connections[self.using].close()
 
     def beat(self) -> None:
         try:
             WorkerRow.objects.using(self.using).filter(pk=self.worker_id).update(
-                heartbeat=timezone.now()
+                heartbeat=timezone.now(),
+                succeeded=self.outcomes.succeeded,
+                failed=self.outcomes.failed,
             )
         except DatabaseError as error:
             logger.warning("Heartbeat failed: %s", error)
@@ -103,6 +116,7 @@ class Worker:
         self.stopping = False
         self.wake = threading.Event()
         self.processed = 0
+        self.outcomes = Outcomes()
         self.reconnect_delay = 0.0
 
     # Life cycle -----------------------------------------------------------------------
@@ -122,7 +136,7 @@ class Worker:
         self.row = self.register()
         if self.row is None:
             return 0
-        heartbeat = Heartbeat(self.using, self.row.pk, settings.HEARTBEAT_INTERVAL)
+        heartbeat = Heartbeat(self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes)
         heartbeat.start()
         logger.info(
             "Worker %s started: queues %s, claim strategy %s",
@@ -300,15 +314,18 @@ class Worker:
             logger.error(
                 "Task %s failed in %.3fs: %r", label, fields["duration"], exc, extra=fields
             )
+            self.outcomes.failed += 1
             self.finish(self.strategy.fail, claim, format_error(exc))
         else:
             fields["duration"] = time.monotonic() - started
             logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
+            self.outcomes.succeeded += 1
             self.finish(self.strategy.complete, claim)
 
     def reject(self, claim: Claim, reason: str, fields: dict[str, Any]) -> None:
         """Fail a task that cannot even start, saying why; nothing of it was run."""
         logger.error("Task %s[%s] failed: %s", claim.name, claim.id, reason, extra=fields)
+        self.outcomes.failed += 1
         self.finish(self.strategy.fail, claim, reason)
 
     def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:

@@ -137,3 +137,24 @@ def test_rows_of_long_dead_workers_are_forgotten_unless_a_dirty_task_names_them(
     drain()
     assert sorted(WorkerRow.objects.values_list("ident", flat=True)) == ["crashed", "recent"]
     assert Task.objects.dirty().get().worker_id == crashed.pk
+
+
+def test_the_heartbeat_writes_the_outcome_counts(monkeypatch):
+    written = []
+    original = Worker.unregister
+
+    def before_unregister(self):
+        self_row = WorkerRow.objects.get(pk=self.row.pk)
+        written.append((self.outcomes.succeeded, self.outcomes.failed))
+        written.append((self_row.succeeded, self_row.failed))
+        original(self)
+
+    monkeypatch.setattr(Worker, "unregister", before_unregister)
+    with override_settings(TASKQ_HEARTBEAT_INTERVAL=0.05, TASKQ_DIRTY_AFTER=1):
+        noop.delay()
+        noop.delay()
+        fail.delay()
+        slow_enough = Call("test_matrix.testapp.tasks.slow", args=["x", 0.3])
+        enqueue(slow_enough)
+        drain()
+    assert written == [(3, 1), (3, 1)]
