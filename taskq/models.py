@@ -169,3 +169,43 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}[{self.pk}]"
+
+
+# One proxy per admin view, so that each group is its own page in the admin index.
+
+
+class FailedTask(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "failed task"
+
+
+class DirtyTask(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "dirty task"
+
+
+class ActiveTask(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "active task"
+
+
+class PendingTask(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "pending task"
+
+
+class FutureTask(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "future task"
+
+
+class Summary(Task):
+    class Meta:
+        proxy = True
+        verbose_name = "summary"
+        verbose_name_plural = "summary"
