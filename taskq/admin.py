@@ -74,7 +74,6 @@ class TaskGroupAdmin(admin.ModelAdmin):
     row_action: tuple[str, str] | None = None
 
     list_display = (
-        "id",
         "name",
         "short_arguments",
         "queue",
@@ -84,12 +83,13 @@ class TaskGroupAdmin(admin.ModelAdmin):
         "last_error",
         "worker_label",
     )
-    list_display_links = ("id", "name")
+    list_display_links = ("name",)
     list_filter = ("queue", "name")
     search_fields = ("name",)
     list_select_related = ("worker",)
     list_per_page = 50
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole group
     paginator = EstimatedCountPaginator
     fields = (
         "name",
@@ -145,7 +145,8 @@ class TaskGroupAdmin(admin.ModelAdmin):
         action = request.POST.get("action") if request.method == "POST" else None
         if action and action not in self.get_actions(request):
             raise PermissionDenied
-        return super().changelist_view(request, extra_context)
+        title = str(self.model._meta.verbose_name_plural).capitalize()
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     # Columns and detail fields.
 
