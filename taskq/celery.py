@@ -75,6 +75,8 @@ class Request:
     id: int | None
     name: str
     retries: int
+    #: Identity of the worker process running the task; ``None`` when run eagerly.
+    worker: str | None = None
 
 
 _current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

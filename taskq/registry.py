@@ -7,16 +7,44 @@ imported, so a row written by hand cannot make a worker run arbitrary code.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from django.utils.module_loading import autodiscover_modules
 
 from taskq.conf import settings
 
-if TYPE_CHECKING:
-    from taskq.celery import TaskFunction
 
-_tasks: dict[str, TaskFunction] = {}
+class RegisteredTask(Protocol):
+    """What the worker and ``taskq_enqueue`` need of a registered task.
+
+    ``taskq.celery.TaskFunction`` is one; ``taskq.django_tasks`` registers a wrapper
+    around each ``django.tasks.Task`` that has the same shape.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def run(self) -> Callable[..., Any]: ...
+
+    def execute(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any: ...
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> Any: ...
+
+
+_tasks: dict[str, RegisteredTask] = {}
 
 
 class UnregisteredTask(LookupError):
@@ -27,7 +55,7 @@ class UnregisteredTask(LookupError):
         self.name = name
 
 
-def register(task: TaskFunction) -> None:
+def register(task: RegisteredTask) -> None:
     """Register ``task`` under its name; a second, different function is an error."""
     existing = _tasks.get(task.name)
     if existing is not None and existing.run is not task.run:
@@ -44,7 +72,7 @@ def register(task: TaskFunction) -> None:
     _tasks[task.name] = task
 
 
-def get(name: str) -> TaskFunction:
+def get(name: str) -> RegisteredTask:
     """Return the registered task called ``name`` or raise ``UnregisteredTask``."""
     try:
         return _tasks[name]

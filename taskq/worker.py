@@ -34,7 +34,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from taskq import registry, serialization
+from taskq import registry, serialization, signals
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.celery import Request, Retry, running
 from taskq.conf import settings
@@ -287,16 +287,19 @@ class Worker:
             args = serialization.loads(claim.args)
             kwargs = serialization.loads(claim.kwargs)
         except registry.UnregisteredTask as unregistered:
-            self.reject(claim, str(unregistered), fields)
+            self.reject(claim, str(unregistered), fields, unregistered, None)
             return
         except (ValueError, TypeError, KeyError) as undecodable:
-            self.reject(claim, f"cannot decode the arguments of {label}: {undecodable!r}", fields)
+            reason = f"cannot decode the arguments of {label}: {undecodable!r}"
+            self.reject(claim, reason, fields, undecodable, task)
             return
 
         logger.info("Task %s started", label, extra=fields)
+        signals.send(signals.task_started, task, **fields)
         started = time.monotonic()
         try:
-            with running(Request(id=claim.id, name=claim.name, retries=claim.retries)):
+            request = Request(claim.id, claim.name, claim.retries, worker=self.ident)
+            with running(request):
                 task.execute(args, kwargs)
         except Retry as retry:
             fields["duration"] = time.monotonic() - started
@@ -309,24 +312,37 @@ class Worker:
             )
             error = format_error(retry.exc) if retry.exc else "retry requested"
             self.finish(self.strategy.retry, claim, retry.when, error)
+            signals.send(signals.task_retried, task, **fields, exception=retry.exc, eta=retry.when)
         except BaseException as exc:  # a task's SystemExit must not end the worker
             fields["duration"] = time.monotonic() - started
             logger.error(
                 "Task %s failed in %.3fs: %r", label, fields["duration"], exc, extra=fields
             )
             self.outcomes.failed += 1
-            self.finish(self.strategy.fail, claim, format_error(exc))
+            error = format_error(exc)
+            self.finish(self.strategy.fail, claim, error)
+            signals.send(signals.task_failed, task, **fields, exception=exc, traceback=error)
         else:
             fields["duration"] = time.monotonic() - started
             logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
             self.outcomes.succeeded += 1
             self.finish(self.strategy.complete, claim)
+            signals.send(signals.task_succeeded, task, **fields)
 
-    def reject(self, claim: Claim, reason: str, fields: dict[str, Any]) -> None:
+    def reject(
+        self,
+        claim: Claim,
+        reason: str,
+        fields: dict[str, Any],
+        exception: Exception,
+        task: registry.RegisteredTask | None,
+    ) -> None:
         """Fail a task that cannot even start, saying why; nothing of it was run."""
+        fields = {**fields, "duration": 0.0}
         logger.error("Task %s[%s] failed: %s", claim.name, claim.id, reason, extra=fields)
         self.outcomes.failed += 1
         self.finish(self.strategy.fail, claim, reason)
+        signals.send(signals.task_failed, task, **fields, exception=exception, traceback=reason)
 
     def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
         """Record an outcome, waiting out a lost connection a few times.
