@@ -2,6 +2,8 @@
 
 import os
 
+import django
+
 SECRET_KEY = "taskq-tests-only"
 DEBUG = os.environ.get("TASKQ_TEST_DEBUG") == "1"
 USE_TZ = True
@@ -49,3 +51,12 @@ TASKQ_POLL_INTERVAL = 0.05
 
 # Worker processes connect to the test database that pytest-django created.
 DB_NAME = os.environ.get("TASKQ_DB_NAME", "taskq")
+
+# Django's Tasks framework (Django >= 6.0) queues @django.tasks.task functions in taskq.
+if django.VERSION >= (6, 0):
+    TASKS = {
+        "default": {
+            "BACKEND": "taskq.django_tasks.TaskqBackend",
+            "QUEUES": ["default", "mail"],
+        }
+    }

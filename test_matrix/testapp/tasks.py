@@ -3,6 +3,8 @@
 import os
 import time
 
+import django
+
 from taskq.celery import shared_task
 
 
@@ -42,3 +44,8 @@ def fail(message="boom"):
 @shared_task
 def exit_worker():
     raise SystemExit(3)
+
+
+# Django's @task functions, on Django >= 6.0; importing them registers them with taskq.
+if django.VERSION >= (6, 0):
+    from test_matrix.testapp import django_tasks  # noqa: F401, E402
