@@ -37,6 +37,8 @@ class TaskqSettings:
     POLL_INTERVAL: float = 0.2
     #: Longest wait, in seconds, between two attempts to reach a database that went away.
     RECONNECT_MAX_DELAY: float = 10.0
+    #: Bearer token that may read the metrics view (``taskq.urls``); ``None``: staff only.
+    METRICS_TOKEN: str | None = None
 
     def __getattribute__(self, name: str) -> Any:
         if not name.isupper():
@@ -75,6 +77,20 @@ def _queue_name(name: str, value: Any) -> str:
     return value
 
 
+def _token(name: str, value: Any) -> str | None:
+    # The message never shows the value: it is a secret.
+    if value is None or (isinstance(value, str) and value and value.strip() == value):
+        return value
+    what = (
+        "an empty or space-padded string"
+        if isinstance(value, str)
+        else f"a value of type {type(value).__name__}"
+    )
+    raise ImproperlyConfigured(
+        f"{name} must be None or a non-empty string without surrounding spaces, not {what}."
+    )
+
+
 _VALIDATORS = {
     "CLAIM_STRATEGY": _claim_strategy,
     "IMPORTS": _module_paths,
@@ -83,6 +99,7 @@ _VALIDATORS = {
     "DIRTY_AFTER": _seconds,
     "POLL_INTERVAL": _seconds,
     "RECONNECT_MAX_DELAY": _seconds,
+    "METRICS_TOKEN": _token,
 }
 
 

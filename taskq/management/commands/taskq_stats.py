@@ -1,0 +1,135 @@
+"""``manage.py taskq_stats``: the metrics snapshot as a table, JSON or Prometheus text."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from taskq import metrics, prometheus
+
+#: Clear the screen and move the cursor home (ANSI), for --watch on a terminal.
+CLEAR_SCREEN = "\033[H\033[2J"
+
+
+def positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("must be a positive number of seconds")
+    return seconds
+
+
+def table(headers: list[str], rows: list[list[Any]], text_columns: int = 1) -> list[str]:
+    """Left-align the first ``text_columns`` columns, right-align the others (numbers)."""
+    cells = [headers, *[[str(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        "  ".join(
+            cell.ljust(widths[i]) if i < text_columns else cell.rjust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in cells
+    ]
+
+
+def render_table(snap: Mapping[str, Any]) -> str:
+    """The snapshot for a human: totals, per queue, per task name, live workers."""
+    age = snap["oldest_pending_age"]
+    lines = [
+        f"taskq at {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}: "
+        f"{snap['workers']} live worker(s), "
+        + ("nothing pending" if age is None else f"oldest pending task waiting {age:.1f}s"),
+        "",
+    ]
+    groups = list(metrics.GROUPS)
+    lines += table(["state", *groups], [["all tasks", *(snap[g] for g in groups)]])
+    for title, counts in (("queue", snap["queues"]), ("task", snap["tasks"])):
+        if counts:
+            lines.append("")
+            lines += table(
+                [title, *groups],
+                [[key, *(by_state[g] for g in groups)] for key, by_state in sorted(counts.items())],
+            )
+    workers = snap.get("live_workers", [])
+    if workers:
+        lines.append("")
+        lines += table(
+            ["worker", "queues", "succeeded", "failed", "heartbeat"],
+            [
+                [
+                    w["ident"],
+                    ",".join(w["queues"]),
+                    w["succeeded"],
+                    w["failed"],
+                    f"{w['heartbeat_age']:.1f}s ago",
+                ]
+                for w in workers
+            ],
+            text_columns=2,
+        )
+    return "\n".join(lines) + "\n"
+
+
+class Command(BaseCommand):
+    help = (
+        "Print taskq's metrics: task counts by state, queue and task name, the age of the "
+        "oldest pending task and the live workers. --watch redraws until Ctrl-C."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--json", action="store_true", help="Print the snapshot as JSON.")
+        output.add_argument(
+            "--prometheus",
+            action="store_true",
+            help="Print Prometheus' text exposition format.",
+        )
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="Print again every --interval seconds until Ctrl-C.",
+        )
+        parser.add_argument(
+            "--interval",
+            type=positive_seconds,
+            default=2.0,
+            metavar="SECONDS",
+            help="Seconds between two readings with --watch (default: 2).",
+        )
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="Database alias of the task table (default: what DATABASE_ROUTERS say).",
+        )
+
+    def render(self, options: Mapping[str, Any]) -> str:
+        snap = metrics.snapshot(options["database"])
+        if options["json"]:
+            return json.dumps(snap, indent=2, sort_keys=True) + "\n"
+        if options["prometheus"]:
+            return prometheus.render(snap)
+        return render_table(snap)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["watch"]:
+            self.stdout.write(self.render(options), ending="")
+            return
+        clear = CLEAR_SCREEN if self.stdout.isatty() else ""
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C must stop the loop even if SIGINT was ignored by whoever started us
+            # (a shell's background job inherits an ignored SIGINT).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            while True:
+                text = self.render(options)
+                self.stdout.write(clear + text, ending="" if clear else "\n")
+                self.stdout.flush()
+                time.sleep(options["interval"])
+        except KeyboardInterrupt:
+            self.stdout.write("")  # end the line the terminal echoed ^C on
