@@ -115,3 +115,10 @@ def typecheck(session: nox.Session) -> None:
     """mypy with django-stubs; settings from test_matrix.sqlite (see [tool.django-stubs])."""
     session.install("-e", ".[dev]")
     session.run("mypy", *(session.posargs or ["taskq"]), env={"PYTHONPATH": _pythonpath()})
+
+
+@nox.session(python="3.11")  # not in nox.options.sessions: run it by name
+def bench(session: nox.Session) -> None:
+    """The benchmark (issue 4): ``nox -s bench -- --quick``; prints a table, writes JSON."""
+    session.install("-e", ".[postgres,mysql]")
+    session.run("python", "-m", "bench", *session.posargs, env={"PYTHONPATH": _pythonpath()})

@@ -1,0 +1,281 @@
+"""Run the benchmark: ``python -m bench [--quick] [--databases …] [--only …] [--json PATH]``.
+
+For each database the orchestrator (this process, without Django) creates the
+benchmark's databases, migrates them, then runs each measurement in an agent process
+of its own (``bench/agent.py``): Django can be set up once per process, and the
+original django-taskq lives in another virtualenv. The bare SQL loops run from here.
+Results are printed as a table per database and written as JSON, also after each
+database so that an interrupted run keeps what it measured.
+
+Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
+the bulk API; drains of 10 000 / 2 000 tasks with 1, 2 and 4 workers; 100 / 20 pickups
+(original: 50 / 8, it polls once a second) and ETAs; 1M due + 1M future + 100k failed
+rows / a tenth, with 500 / 200 claims, for the claim at depth; 100 000 / 10 000 tasks
+for worker memory. The whole run is one cell per measurement: repeat it to see the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import bare, databases, original, report
+from bench.agent import RESULT_PREFIX
+
+REPO = Path(__file__).resolve().parent.parent
+MEASUREMENTS = ("enqueue", "drain", "latency", "depth", "memory")
+WORKER_COUNTS = (1, 2, 4)
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "delay": 5_000,
+        "bulk": 100_000,
+        "drain": 10_000,
+        "pickup": 100,
+        "original_pickup": 50,
+        "eta": 100,
+        "depth": {"due": 1_000_000, "future": 1_000_000, "failed": 100_000, "claims": 500},
+        "memory": 100_000,
+    },
+    "quick": {
+        "delay": 1_000,
+        "bulk": 20_000,
+        "drain": 2_000,
+        "pickup": 20,
+        "original_pickup": 8,
+        "eta": 20,
+        "depth": {"due": 100_000, "future": 100_000, "failed": 10_000, "claims": 200},
+        "memory": 10_000,
+    },
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a first look")
+    parser.add_argument(
+        "--databases",
+        default=",".join(databases.VENDORS),
+        help=f"comma-separated, from {','.join(databases.VENDORS)} (default: all)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(MEASUREMENTS),
+        help=f"comma-separated, from {','.join(MEASUREMENTS)} (default: all)",
+    )
+    parser.add_argument("--no-original", action="store_true", help="skip the original django-taskq")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default: bench-results/<time>.json"
+    )
+    args = parser.parse_args(argv)
+    args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    for name in args.databases:
+        if name not in databases.VENDORS:
+            parser.error(f"unknown database {name!r}")
+    for name in args.only:
+        if name not in MEASUREMENTS:
+            parser.error(f"unknown measurement {name!r}")
+    return args
+
+
+def environment(target: str, vendor: str) -> dict[str, str]:
+    module = "bench.original_settings" if target == "original" else "bench.settings"
+    path = os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": module,
+        "BENCH_DATABASE": vendor,
+        "PYTHONPATH": path,
+    }
+
+
+def interpreter(target: str) -> str:
+    return str(original.python()) if target == "original" else sys.executable
+
+
+def migrate(target: str, vendor: str) -> None:
+    subprocess.run(
+        [interpreter(target), "-m", "django", "migrate", "-v0", "--skip-checks"],
+        env=environment(target, vendor),
+        cwd=REPO,
+        check=True,
+    )
+
+
+def run_agent(target: str, vendor: str, measurement: str, **parameters: Any) -> dict[str, Any]:
+    """Run one measurement in an agent process and return its result."""
+    completed = subprocess.run(
+        [interpreter(target), "-m", "bench.agent", measurement, json.dumps(parameters)],
+        env=environment(target, vendor),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return dict(json.loads(line[len(RESULT_PREFIX) :]))
+    tail = (completed.stderr or completed.stdout).strip().splitlines()[-12:]
+    raise RuntimeError(f"{target} {measurement} exited {completed.returncode}: " + "\n".join(tail))
+
+
+class Run:
+    """One benchmark run: what was asked, where the results go, the results so far."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sizes = SIZES["quick" if args.quick else "full"]
+        self.data: dict[str, Any] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(["python -m bench", *sys.argv[1:]]),
+            "mode": "quick" if args.quick else "full",
+            "sizes": self.sizes,
+            "machine": machine(),
+            "databases": {},
+        }
+
+    def step(self, vendor: str, key: str, measure: Any, *params: Any, **kwargs: Any) -> None:
+        """Run one measurement, keep its result (or its error) and say so on stderr."""
+        started, load = time.monotonic(), os.getloadavg()[0]
+        try:
+            result = measure(*params, **kwargs)
+        except Exception as error:  # one failed measurement must not lose the others
+            result = {"error": str(error)}
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        # Other processes on the machine skew a cell; the load average says how busy it was.
+        result["load_before"] = round(load, 2)
+        self.data["databases"][vendor]["results"][key] = result
+        summary = result.get("error") or {
+            k: round(v, 2) if isinstance(v, float) else v
+            for k, v in result.items()
+            if k in ("rate", "p50_ms", "p95_ms", "growth", "p99_ratio", "duplicates", "missing")
+        }
+        print(
+            f"[{vendor}] {key}: {summary} ({result['wall_seconds']}s)", file=sys.stderr, flush=True
+        )
+
+    def database(self, vendor: str) -> None:
+        sizes, originals = self.sizes, not self.args.no_original
+        self.data["databases"][vendor] = {
+            "version": databases.server_version(vendor),
+            "results": {},
+        }
+        databases.create(vendor, databases.TASKQ_NAME)
+        migrate("taskq", vendor)
+        if originals:
+            databases.create(vendor, databases.ORIGINAL_NAME)
+            migrate("original", vendor)
+        only = self.args.only
+        if "enqueue" in only:
+            self.step(vendor, "delay", run_agent, "taskq", vendor, "delay", tasks=sizes["delay"])
+            if originals:
+                self.step(
+                    vendor,
+                    "original_delay",
+                    run_agent,
+                    "original",
+                    vendor,
+                    "delay",
+                    tasks=sizes["delay"],
+                )
+            self.step(vendor, "bulk", run_agent, "taskq", vendor, "bulk", tasks=sizes["bulk"])
+        if "drain" in only:
+            for workers in WORKER_COUNTS:
+                tasks = sizes["drain"]
+                self.step(
+                    vendor,
+                    f"drain_{workers}",
+                    run_agent,
+                    "taskq",
+                    vendor,
+                    "drain",
+                    tasks=tasks,
+                    workers=workers,
+                )
+                if originals:
+                    self.step(
+                        vendor,
+                        f"original_drain_{workers}",
+                        run_agent,
+                        "original",
+                        vendor,
+                        "drain",
+                        tasks=tasks,
+                        workers=workers,
+                    )
+                self.step(vendor, f"bare_{workers}", bare.measure, vendor, tasks, workers)
+        if "latency" in only:
+            self.step(vendor, "pickup", run_agent, "taskq", vendor, "pickup", count=sizes["pickup"])
+            if originals:
+                self.step(
+                    vendor,
+                    "original_pickup",
+                    run_agent,
+                    "original",
+                    vendor,
+                    "pickup",
+                    count=sizes["original_pickup"],
+                    pause=[0.05, 1.2],
+                )
+            self.step(vendor, "eta", run_agent, "taskq", vendor, "eta", count=sizes["eta"])
+        if "depth" in only:
+            self.step(vendor, "depth", run_agent, "taskq", vendor, "depth", **sizes["depth"])
+        if "memory" in only:
+            self.step(vendor, "memory", run_agent, "taskq", vendor, "memory", tasks=sizes["memory"])
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
+    # BENCH_SOURCE names the code when it runs from an exported tree (git archive).
+    commit = (
+        os.environ.get("BENCH_SOURCE")
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "taskq"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    import django
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(int(meminfo[1]) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+        "taskq_changed_since_commit": bool(dirty),
+    }
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    run = Run(args)
+    path = args.json
+    for vendor in args.databases:
+        try:
+            run.database(vendor)
+        except Exception as error:
+            run.data["databases"].setdefault(vendor, {"version": "?", "results": {}})
+            run.data["databases"][vendor]["error"] = str(error)
+            print(f"[{vendor}] failed: {error}", file=sys.stderr)
+        path = report.write_json(run.data, path)
+    print()
+    for vendor, entry in run.data["databases"].items():
+        print(report.table(vendor, entry["version"], entry["results"]))
+        if "error" in entry:
+            print(f"  {vendor} stopped: {entry['error']}")
+        print()
+    print(f"mode {run.data['mode']}; JSON written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

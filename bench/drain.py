@@ -1,0 +1,80 @@
+"""Drain: how fast N worker processes empty a table of no-op tasks, and whether each
+task ran exactly once.
+
+The workers start idle and the clock starts when the tasks, bulk-inserted in one
+transaction, are committed; it stops when the table is empty. So start-up is not
+counted, but an idle worker's wake-up is (at most one poll interval, a small share of
+a 10 000-task run). Every execution appends its key to a per-process file; duplicates
+and missing keys come from those files, and a worker that ended on its own counts as
+dead (the original's extra SQLite workers die of "database is locked").
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import record
+from bench.target import Target
+from bench.workers import Workers
+
+POLL = 0.02
+#: No progress for this long (or every worker dead) ends the wait.
+STALL_AFTER = 30.0
+
+
+def wait_until_empty(
+    target: Target, pool: Workers, on_poll: Callable[[int], None] | None = None
+) -> tuple[float, int]:
+    """Return the seconds from now until the table was empty, and the tasks left.
+
+    If the workers stall, return the time of the last progress and what is left.
+    """
+    start = last_progress = time.perf_counter()
+    left = target.remaining()
+    while left:
+        time.sleep(POLL)
+        now_left = target.remaining()
+        now = time.perf_counter()
+        if on_poll is not None:
+            on_poll(now_left)
+        if now_left < left:
+            last_progress = now
+        elif now - last_progress > STALL_AFTER or len(pool.dead()) == pool.count:
+            return last_progress - start, now_left
+        left = now_left
+    return time.perf_counter() - start, 0
+
+
+def check_records(directory: Path, tasks: int) -> dict[str, int]:
+    """Return how many keys ran more than once (extra runs) and how many never ran."""
+    counts = Counter(key for key, _ in record.read(directory))
+    return {
+        "executions": sum(counts.values()),
+        "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+        "missing": sum(1 for key in range(tasks) if key not in counts),
+    }
+
+
+def measure(target: Target, tasks: int, workers: int) -> dict[str, Any]:
+    target.clear()
+    record_dir = Path(tempfile.mkdtemp(prefix="taskq-bench-records-"))
+    with Workers(target, workers, record_dir) as pool:
+        target.insert(range(tasks))
+        seconds, left = wait_until_empty(target, pool)
+        dead = pool.dead()
+        locked = pool.count_in_logs("database is locked")
+    return {
+        "tasks": tasks,
+        "workers": workers,
+        "seconds": round(seconds, 3),
+        "rate": (tasks - left) / seconds if seconds > 0 else None,
+        "left": left,
+        "dead_workers": len(dead),
+        "locked_messages": locked,
+        **check_records(record_dir, tasks),
+    }

@@ -1,0 +1,233 @@
+"""The benchmark's output: one table per database, and the JSON of the whole run.
+
+Each row is one measurement: taskq's number, the references beside it (the original
+django-taskq and the bare SQL loop, measured in the same run), the ratios, the target
+from DESIGN.md and whether it is met. A measurement that failed shows its error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.databases import LABELS
+
+HEADER = (
+    "measurement",
+    "taskq",
+    "original",
+    "bare SQL",
+    "taskq/orig",
+    "taskq/bare",
+    "target",
+    "met",
+)
+Row = tuple[str, str, str, str, str, str, str, str]
+
+
+def _rate(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "-"
+    if "error" in result:
+        return "error"
+    return f"{result['rate']:,.0f}/s"
+
+
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str = "rate") -> float | None:
+    if not a or not b or "error" in a or "error" in b or not b.get(key):
+        return None
+    return a[key] / b[key]
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _met(ok: bool | None) -> str:
+    return "-" if ok is None else ("yes" if ok else "NO")
+
+
+def _clean(result: dict[str, Any] | None) -> bool:
+    return bool(result) and not any(
+        result.get(k) for k in ("duplicates", "missing", "dead_workers", "left")
+    )  # type: ignore[union-attr]
+
+
+def _faults(result: dict[str, Any] | None) -> str:
+    if not result or "error" in result:
+        return "-"
+    text = f"{result['duplicates']}/{result['missing']}/{result['dead_workers']}"
+    if result.get("locked_messages"):
+        text += f" ({result['locked_messages']}x locked)"
+    if result.get("left"):
+        text += f", {result['left']} left"
+    return text
+
+
+def _ms(result: dict[str, Any] | None, *keys: str) -> str:
+    if not result:
+        return "-"
+    if "error" in result:
+        return "error"
+    return " / ".join(f"{result[key]:.1f}" for key in keys)
+
+
+def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    get: Callable[[str], Any] = results.get
+
+    delay, orig_delay = get("delay"), get("original_delay")
+    ratio = _ratio(delay, orig_delay)
+    if delay or orig_delay:
+        out.append(
+            (
+                "enqueue: delay()",
+                _rate(delay),
+                _rate(orig_delay),
+                "-",
+                _fmt_ratio(ratio),
+                "-",
+                ">= original",
+                _met(None if ratio is None else ratio >= 1),
+            )
+        )
+    bulk = get("bulk")
+    if bulk:
+        ok = None if "error" in bulk else bulk["rate"] >= 50_000
+        out.append(
+            ("enqueue: enqueue_many()", _rate(bulk), "-", "-", "-", "-", ">= 50,000/s", _met(ok))
+        )
+
+    for workers in (1, 2, 4):
+        mine, orig, bare = (
+            get(f"drain_{workers}"),
+            get(f"original_drain_{workers}"),
+            get(f"bare_{workers}"),
+        )
+        if not (mine or orig or bare):
+            continue
+        to_bare = _ratio(mine, bare)
+        ok = None if to_bare is None else to_bare >= 0.75 and _clean(mine)
+        label = f"drain: {workers} worker{'s' if workers > 1 else ''}"
+        out.append(
+            (
+                label,
+                _rate(mine),
+                _rate(orig),
+                _rate(bare),
+                _fmt_ratio(_ratio(mine, orig)),
+                _fmt_ratio(to_bare),
+                ">= 0.75x bare",
+                _met(ok),
+            )
+        )
+        out.append(
+            (
+                "  dup/missing/dead",
+                _faults(mine),
+                _faults(orig),
+                "-",
+                "-",
+                "-",
+                "0/0/0",
+                _met(None if not mine or "error" in mine else _clean(mine)),
+            )
+        )
+
+    pickup, orig_pickup = get("pickup"), get("original_pickup")
+    if pickup or orig_pickup:
+        limit = 5.0 if vendor == "postgresql" else 100.0
+        ok = None if not pickup or "error" in pickup else pickup["p50_ms"] <= limit
+        out.append(
+            (
+                "pickup ms p50 / p95",
+                _ms(pickup, "p50_ms", "p95_ms"),
+                _ms(orig_pickup, "p50_ms", "p95_ms"),
+                "-",
+                _fmt_ratio(_ratio(pickup, orig_pickup, "p50_ms")),
+                "-",
+                f"p50 <= {limit:g} ms",
+                _met(ok),
+            )
+        )
+    eta = get("eta")
+    if eta:
+        ok = None if "error" in eta else eta["p50_ms"] <= 100 and eta["early"] == 0
+        text = _ms(eta, "p50_ms", "p95_ms", "min_ms")
+        out.append(
+            ("ETA late ms p50/p95/min", text, "-", "-", "-", "-", "p50 <= 100, min >= 0", _met(ok))
+        )
+
+    depth = get("depth")
+    if depth:
+        if "error" in depth:
+            out.append(("claim at depth", "error", "-", "-", "-", "-", "p99 <= 2x empty", "-"))
+        else:
+            out.append(
+                (
+                    "claim ms p50/p99, empty",
+                    _ms(depth["empty"], "p50_ms", "p99_ms"),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "",
+                    "",
+                )
+            )
+            label = f"claim ms p50/p99, {depth['due'] + depth['future'] + depth['failed']:,} rows"
+            out.append(
+                (
+                    label,
+                    _ms(depth["deep"], "p50_ms", "p99_ms"),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "p99 <= 2x empty",
+                    _met(depth["p99_ratio"] <= 2) + f" ({depth['p99_ratio']:.2f}x)",
+                )
+            )
+
+    memory = get("memory")
+    if memory:
+        if "error" in memory:
+            out.append(("worker RSS", "error", "-", "-", "-", "-", "+-10 %", "-"))
+        else:
+            text = f"{memory['start_mib']} -> {memory['end_mib']} MiB ({memory['growth']:+.1%})"
+            label = f"worker RSS, {memory['tasks']:,} tasks, DEBUG"
+            out.append(
+                (label, text, "-", "-", "-", "-", "+-10 %", _met(abs(memory["growth"]) <= 0.10))
+            )
+    return out
+
+
+def table(vendor: str, version: str, results: dict[str, Any]) -> str:
+    body = rows(vendor, results)
+    widths = [max(len(row[i]) for row in [HEADER, *body]) for i in range(len(HEADER))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+
+    title = f"{LABELS[vendor]} {version}"
+    rule = "-" * len(line(HEADER))
+    errors = [
+        f"  {name}: {r['error'].strip().splitlines()[-1]}"
+        for name, r in results.items()
+        if isinstance(r, dict) and "error" in r
+    ]
+    return "\n".join([title, rule, line(HEADER), rule, *map(line, body), rule, *errors])
+
+
+def write_json(run: dict[str, Any], path: Path | None) -> Path:
+    if path is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path("bench-results") / f"{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=2, default=str) + "\n")
+    return path
