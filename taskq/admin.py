@@ -245,9 +245,7 @@ class DirtyTaskAdmin(TaskGroupAdmin):
 class ActiveTaskAdmin(TaskGroupAdmin):
     group = "active"
     ordering = ("started_at",)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}  # a running task is left alone
+    actions = None  # a running task is left alone
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

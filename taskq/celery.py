@@ -51,17 +51,37 @@ TASK_OPTIONS: dict[str, Any] = {
     "retry_backoff_max": 600,
     "retry_jitter": True,
     "expires": None,
+    "acks_late": False,
 }
 APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
 
 
 class Retry(Exception):
-    """Raised by ``task.retry()``: run the task again at ``when``."""
+    """Raised by ``task.retry()``: run the task again ``countdown`` seconds from now
+    (by the database's clock, when a worker records it) or at ``eta``."""
 
-    def __init__(self, exc: BaseException | None, when: datetime) -> None:
-        super().__init__(f"Retry at {when.isoformat()}" + (f": {exc!r}" if exc else ""))
+    def __init__(
+        self,
+        exc: BaseException | None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+    ) -> None:
+        if (countdown is None) == (eta is None):
+            raise TypeError("Retry needs exactly one of countdown and eta")
+        #: "in 5s" or "at <eta>", for log lines.
+        self.schedule = f"in {countdown:g}s" if eta is None else f"at {eta.isoformat()}"
+        super().__init__(f"Retry {self.schedule}" + (f": {exc!r}" if exc else ""))
         self.exc = exc
-        self.when = when
+        self.countdown = countdown
+        self.eta = eta
+
+    @property
+    def when(self) -> datetime:
+        """The moment of the next run, by this process's clock (for logs and signals)."""
+        if self.eta is not None:
+            return self.eta
+        return timezone.now() + timedelta(seconds=self.countdown or 0)
 
 
 class MaxRetriesExceededError(Exception):
@@ -171,6 +191,8 @@ class TaskFunction(Generic[P, R]):
         self.retry_backoff_max: int = merged["retry_backoff_max"]
         self.retry_jitter: bool = merged["retry_jitter"]
         self.expires: float | datetime | None = merged["expires"]
+        #: Safe to run again: if its worker dies mid-run, the task is queued again.
+        self.acks_late: bool = bool(merged["acks_late"])
         self.__wrapped__ = run
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", self.name)
@@ -290,14 +312,11 @@ class TaskFunction(Generic[P, R]):
             raise MaxRetriesExceededError(
                 f"Can't retry {self.name}[{request.id}]: max retries ({limit}) exceeded"
             )
-        now = timezone.now()
         if countdown is not None:
-            when = now + timedelta(seconds=countdown)
-        elif eta is not None:
-            when = check_moment("eta", eta)
-        else:
-            when = now + timedelta(seconds=self.default_retry_delay)
-        raise Retry(exc, when)
+            raise Retry(exc, countdown=countdown)
+        if eta is not None:
+            raise Retry(exc, eta=check_moment("eta", eta))
+        raise Retry(exc, countdown=self.default_retry_delay)
 
 
 class Signature:

@@ -9,17 +9,14 @@ write per second per process, whatever the task is doing.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from taskq.clock import database_now
 from taskq.conf import settings
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 NAME_MAX_LENGTH = 200
 QUEUE_MAX_LENGTH = 100
@@ -93,14 +90,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.filter(state=Task.State.QUEUED)
 
     def pending(self) -> TaskQuerySet:
-        return self.queued().filter(eta__lte=timezone.now())
+        return self.queued().filter(eta__lte=database_now())
 
     def future(self) -> TaskQuerySet:
-        return self.queued().filter(eta__gt=timezone.now())
+        return self.queued().filter(eta__gt=database_now())
 
     def run_now(self) -> int:
         """Make queued tasks due now; return how many."""
-        return self.queued().update(eta=timezone.now())
+        return self.queued().update(eta=database_now())
 
     def retry(self) -> int:
         """Put failed or dirty tasks back in the queue, due now; return how many.
@@ -110,15 +107,16 @@ class TaskQuerySet(models.QuerySet["Task"]):
         """
         return self.exclude(state=Task.State.QUEUED).update(
             state=Task.State.QUEUED,
-            eta=timezone.now(),
+            eta=database_now(),
             version=F("version") + 1,
             worker=None,
         )
 
 
-def dirty_cutoff() -> datetime:
-    """Return the moment before which a worker's last heartbeat makes its tasks dirty."""
-    return timezone.now() - timedelta(seconds=settings.DIRTY_AFTER)
+def dirty_cutoff() -> Any:
+    """Return the moment before which a worker's last heartbeat makes its tasks dirty,
+    as an expression of the database's clock."""
+    return database_now(-settings.DIRTY_AFTER)
 
 
 def dirty_q() -> Q:

@@ -85,6 +85,11 @@ def names() -> list[str]:
     return sorted(_tasks)
 
 
+def items() -> list[tuple[str, RegisteredTask]]:
+    """Return (name, task) for every registered task, sorted by name."""
+    return sorted(_tasks.items())
+
+
 def autodiscover() -> None:
     """Import every installed app's ``tasks`` module and each module in TASKQ_IMPORTS."""
     autodiscover_modules("tasks")

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -32,11 +32,12 @@ from django.db import (
     connections,
     reset_queries,
 )
-from django.utils import timezone
+from django.db.models import F
 
 from taskq import registry, serialization, signals
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.celery import Request, Retry, running
+from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.models import Task as TaskRow
 from taskq.models import Worker as WorkerRow
@@ -69,6 +70,10 @@ class Heartbeat(threading.Thread):
         self.interval = interval
         self.stopped = threading.Event()
         self.outcomes = outcomes
+        #: When (``time.monotonic()``) a heartbeat was last written, and whether the
+        #: latest attempt was.
+        self.last_beat = time.monotonic()
+        self.healthy = True
 
     def run(self) -> None:
         try:
@@ -80,14 +85,29 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         try:
-            WorkerRow.objects.using(self.using).filter(pk=self.worker_id).update(
-                heartbeat=timezone.now(),
-                succeeded=self.outcomes.succeeded,
-                failed=self.outcomes.failed,
+            written = (
+                WorkerRow.objects.using(self.using)
+                .filter(pk=self.worker_id)
+                .update(
+                    heartbeat=database_now(),
+                    succeeded=self.outcomes.succeeded,
+                    failed=self.outcomes.failed,
+                )
             )
         except DatabaseError as error:
+            self.healthy = False
             logger.warning("Heartbeat failed: %s", error)
             connections[self.using].close()
+            return
+        self.healthy = written == 1
+        if self.healthy:
+            self.last_beat = time.monotonic()
+        else:
+            logger.warning("Heartbeat failed: worker row %s is gone", self.worker_id)
+
+    def silent_for(self) -> float:
+        """Return the seconds since the heartbeat was last written."""
+        return time.monotonic() - self.last_beat
 
     def stop(self) -> None:
         self.stopped.set()
@@ -112,10 +132,13 @@ class Worker:
         self.max_tasks = max_tasks
         self.ident = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.strategy: ClaimStrategy
+        self.heartbeat: Heartbeat
         self.row: WorkerRow | None = None
         self.stopping = False
         self.wake = threading.Event()
         self.processed = 0
+        self.claim_unanswered = False
+        self.next_recovery = 0.0
         self.outcomes = Outcomes()
         self.reconnect_delay = 0.0
 
@@ -136,8 +159,10 @@ class Worker:
         self.row = self.register()
         if self.row is None:
             return 0
-        heartbeat = Heartbeat(self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes)
-        heartbeat.start()
+        self.heartbeat = Heartbeat(
+            self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes
+        )
+        self.heartbeat.start()
         logger.info(
             "Worker %s started: queues %s, claim strategy %s",
             self.ident,
@@ -145,12 +170,12 @@ class Worker:
             type(self.strategy).__name__,
         )
         try:
-            self.loop()
+            exit_code = self.loop()
         finally:
-            heartbeat.stop()
+            self.heartbeat.stop()
             self.unregister()
         logger.info("Worker %s stopped after %d tasks", self.ident, self.processed)
-        return 0
+        return exit_code
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.on_signal)
@@ -180,28 +205,29 @@ class Worker:
     def register(self) -> WorkerRow | None:
         """Write this process's worker row, waiting for the database if it is down."""
         while not self.stopping:
-            now = timezone.now()
             try:
-                self.forget_dead_workers(now)
-                return WorkerRow.objects.using(self.using).create(
+                self.forget_dead_workers()
+                row = WorkerRow.objects.using(self.using).create(
                     ident=self.ident,
                     host=socket.gethostname(),
                     pid=os.getpid(),
                     queues=",".join(self.queues),
-                    started_at=now,
-                    heartbeat=now,
+                    started_at=database_now(),
+                    heartbeat=database_now(),
                 )
+                row.refresh_from_db(fields=["started_at", "heartbeat"])
+                return row
             except CONNECTION_ERRORS as error:
                 self.wait_for_database(error)
         return None
 
-    def forget_dead_workers(self, now: datetime) -> None:
+    def forget_dead_workers(self) -> None:
         """Delete rows of workers that died long ago, unless a dirty task names them.
 
         A killed worker cannot remove its own row; without this the table only grows.
         """
         WorkerRow.objects.using(self.using).filter(
-            heartbeat__lt=now - FORGET_WORKERS_AFTER
+            heartbeat__lt=database_now(-FORGET_WORKERS_AFTER.total_seconds())
         ).exclude(tasks__state=TaskRow.State.STARTED).delete()
 
     def unregister(self) -> None:
@@ -235,16 +261,31 @@ class Worker:
 
     # The loop -------------------------------------------------------------------------
 
-    def loop(self) -> None:
+    def loop(self) -> int:
+        """Claim and run tasks; return the process's exit code."""
         assert self.row is not None
         while not self.stopping:
             if self.max_tasks is not None and self.processed >= self.max_tasks:
-                return
+                return 0
+            if not self.heartbeat.healthy:
+                # Tasks run now would look dead to everyone else: claim nothing.
+                silent = self.heartbeat.silent_for()
+                if silent > settings.DIRTY_AFTER:
+                    logger.error("No heartbeat written for %.1fs; exiting", silent)
+                    return 1
+                self.wake.wait(settings.HEARTBEAT_INTERVAL)
+                continue
             close_old_connections()
             reset_queries()  # DEBUG=True must not grow the worker's memory
             try:
-                claim = self.strategy.claim(self.queues, self.row.pk, timezone.now())
+                if time.monotonic() >= self.next_recovery:
+                    self.requeue_dirty_acks_late()
+                if self.claim_unanswered:
+                    self.release_unstarted_claims()
+                claim = self.strategy.claim(self.queues, self.row.pk)
             except CONNECTION_ERRORS as error:
+                # The claim may have committed before the connection died.
+                self.claim_unanswered = True
                 self.wait_for_database(error)
                 continue
             self.reconnect_delay = 0.0
@@ -252,18 +293,77 @@ class Worker:
                 # A claim can come back empty because it lost races (optimistic) or met
                 # a locked SQLite file; --burst exits only when nothing is due at all.
                 if self.burst and not self.anything_due():
-                    return
+                    return 0
                 self.wake.wait(settings.POLL_INTERVAL * random.uniform(0.5, 1.5))
                 continue
             self.process(claim)
             self.processed += 1
+        return 0
+
+    def requeue_dirty_acks_late(self) -> None:
+        """Queue again, as one more retry, dirty tasks declared ``acks_late=True``.
+
+        Each row is taken back with a compare-and-set on its version, so however many
+        workers notice it, it is queued again exactly once. Past ``max_retries`` it is
+        failed instead. Other dirty tasks wait for a human.
+        """
+        self.next_recovery = time.monotonic() + settings.DIRTY_AFTER / 2
+        policies = {
+            name: getattr(task, "max_retries", None)
+            for name, task in registry.items()
+            if getattr(task, "acks_late", False)
+        }
+        if not policies:
+            return
+        tasks = TaskRow.objects.using(self.using)
+        dirty = tasks.dirty().filter(name__in=policies)
+        for pk, name, version, retries in dirty.values_list("pk", "name", "version", "retries"):
+            row = tasks.filter(pk=pk, version=version, state=TaskRow.State.STARTED)
+            limit = policies[name]
+            reason = f"its worker died while it ran (acks_late); attempt {retries + 1}"
+            if limit is not None and retries >= limit:
+                done = row.update(
+                    state=TaskRow.State.FAILED,
+                    error=f"{reason}, and max_retries ({limit}) was reached",
+                    failed_at=database_now(),
+                )
+                verb = "failed"
+            else:
+                done = row.update(
+                    state=TaskRow.State.QUEUED,
+                    eta=database_now(),
+                    retries=F("retries") + 1,
+                    version=F("version") + 1,
+                    worker=None,
+                    error=reason,
+                )
+                verb = "queued again"
+            if done:
+                logger.warning("Dirty task %s[%s] %s: %s", name, pk, verb, reason)
+
+    def release_unstarted_claims(self) -> None:
+        """Queue again the rows this worker claimed without hearing the answer.
+
+        When the connection dies between a claim's commit and its reply, the row is
+        started in this worker's name but the task never ran: this worker runs one task
+        at a time and is between tasks now, so putting it back is safe.
+        """
+        assert self.row is not None
+        released = (
+            TaskRow.objects.using(self.using)
+            .filter(state=TaskRow.State.STARTED, worker_id=self.row.pk)
+            .update(state=TaskRow.State.QUEUED, version=F("version") + 1, worker=None)
+        )
+        self.claim_unanswered = False
+        if released:
+            logger.warning("Queued again %d task(s) claimed before the connection died", released)
 
     def anything_due(self) -> bool:
         try:
             return (
                 TaskRow.objects.using(self.using)
                 .queued()
-                .filter(queue__in=self.queues, eta__lte=timezone.now())
+                .filter(queue__in=self.queues, eta__lte=database_now())
                 .exists()
             )
         except CONNECTION_ERRORS:
@@ -278,7 +378,7 @@ class Worker:
             "attempt": claim.retries + 1,
         }
         label = f"{claim.name}[{claim.id}]"
-        if claim.expires is not None and claim.expires <= timezone.now():
+        if claim.expired:
             logger.info("Task %s expired; dropped", label, extra=fields)
             self.finish(self.strategy.complete, claim)
             return
@@ -304,14 +404,15 @@ class Worker:
         except Retry as retry:
             fields["duration"] = time.monotonic() - started
             logger.info(
-                "Task %s retry at %s (ran %.3fs)",
+                "Task %s will retry %s (ran %.3fs)",
                 label,
-                retry.when.isoformat(),
+                retry.schedule,
                 fields["duration"],
                 extra=fields,
             )
             error = format_error(retry.exc) if retry.exc else "retry requested"
-            self.finish(self.strategy.retry, claim, retry.when, error)
+            eta = retry.eta if retry.eta is not None else database_now(retry.countdown or 0)
+            self.finish(self.strategy.retry, claim, eta, error)
             signals.send(signals.task_retried, task, **fields, exception=retry.exc, eta=retry.when)
         except BaseException as exc:  # a task's SystemExit must not end the worker
             fields["duration"] = time.monotonic() - started

@@ -44,7 +44,7 @@ def add(**options):
 
 
 def claim(strategy, worker_row, queues=("default",)):
-    return strategy.claim(list(queues), worker_row.pk, timezone.now())
+    return strategy.claim(list(queues), worker_row.pk)
 
 
 def test_nothing_due_claims_nothing(strategy, worker_row):

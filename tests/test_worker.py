@@ -4,15 +4,16 @@ import datetime as dt
 import logging
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import override_settings
 from django.utils import timezone
 
+from taskq.backends import get_strategy
 from taskq.enqueue import Call, enqueue
 from taskq.models import Task
 from taskq.models import Worker as WorkerRow
 from taskq.worker import Worker
-from test_matrix.testapp.tasks import exit_worker, fail, noop
+from test_matrix.testapp.tasks import exit_worker, fail, noop, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,3 +159,27 @@ def test_the_heartbeat_writes_the_outcome_counts(monkeypatch):
         enqueue(slow_enough)
         drain()
     assert written == [(3, 1), (3, 1)]
+
+
+def test_a_claim_whose_answer_was_lost_is_queued_again(monkeypatch, tmp_path, caplog):
+    """The claim commits, then the connection dies before the reply: the row is started
+    in this worker's name but never ran. The worker puts it back and runs it once."""
+    monkeypatch.setenv("TASKQ_TEST_RECORD", str(tmp_path / "record.txt"))
+    record.delay("once")
+    strategy = type(get_strategy())
+    real_claim = strategy.claim
+    lost = []
+
+    def claim_then_lose_the_answer(self, *args):
+        claim = real_claim(self, *args)
+        if claim is not None and not lost:
+            lost.append(claim.id)
+            raise OperationalError("server closed the connection unexpectedly")
+        return claim
+
+    monkeypatch.setattr(strategy, "claim", claim_then_lose_the_answer)
+    with caplog.at_level(logging.WARNING, logger="taskq.worker"):
+        drain()
+    assert lost and Task.objects.count() == 0
+    assert (tmp_path / "record.txt").read_text() == "once\n"
+    assert "Queued again 1 task(s) claimed before the connection died" in caplog.messages

@@ -15,13 +15,18 @@ from typing import Any, ClassVar
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 
+from taskq.clock import database_now
 from taskq.models import Task
 
-#: The columns a claim returns, in this order.
-CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version", "expires")
+#: The columns a claim returns, in this order, followed by whether it has expired.
+CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version")
+
+
+def expired() -> ExpressionWrapper:
+    """Whether a row's expiry has passed, by the database's clock."""
+    return ExpressionWrapper(Q(expires__lte=database_now()), output_field=BooleanField())
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,13 @@ class Claim:
     kwargs: str
     retries: int
     version: int
-    expires: datetime | None
+    #: Its expiry had passed when it was claimed: drop it, do not run it.
+    expired: bool
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Claim:
-        return cls(*row)
+        id, name, queue, args, kwargs, retries, version, is_expired = row
+        return cls(id, name, queue, args, kwargs, retries, version, bool(is_expired))
 
 
 class ClaimStrategy:
@@ -72,9 +79,11 @@ class ClaimStrategy:
         """Say why ``is_supported(connection)`` is false, for the error a user sees."""
         return f"{cls.__name__} does not support {connection.display_name}"
 
-    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+    def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         """Claim the due task of ``queues`` with the highest priority, then the earliest
-        ETA, for worker ``worker_id``; return it, or ``None`` when nothing is due."""
+        ETA, for worker ``worker_id``; return it, or ``None`` when nothing is due.
+
+        "Due" is judged by the database's clock (``taskq.clock``)."""
         raise NotImplementedError("subclasses of ClaimStrategy must provide a claim() method")
 
     # The fenced writes after a claim. Each returns False when the claim was lost
@@ -90,8 +99,9 @@ class ClaimStrategy:
         deleted, _ = self._claimed(claim).delete()
         return deleted == 1
 
-    def retry(self, claim: Claim, eta: datetime, error: str) -> bool:
-        """Queue the task again for ``eta``, counting one more retry."""
+    def retry(self, claim: Claim, eta: datetime | Any, error: str) -> bool:
+        """Queue the task again for ``eta`` (a datetime or a database-clock expression),
+        counting one more retry."""
         return (
             self._claimed(claim).update(
                 state=Task.State.QUEUED,
@@ -108,7 +118,7 @@ class ClaimStrategy:
         """Mark the task failed, keeping ``error`` (a traceback) for a human to read."""
         return (
             self._claimed(claim).update(
-                state=Task.State.FAILED, error=error, failed_at=timezone.now()
+                state=Task.State.FAILED, error=error, failed_at=database_now()
             )
             == 1
         )

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 
-from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy
+from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy, expired
+from taskq.clock import database_now
 from taskq.models import Task
 
 #: Lost races in a row before a claim gives up for this round (the worker polls again).
@@ -30,12 +30,12 @@ class OptimisticStrategy(ClaimStrategy):
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return True
 
-    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+    def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         tasks = Task.objects.using(self.using)
         due = (
-            tasks.filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=now)
+            tasks.filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=database_now())
             .order_by("-priority", "eta", "id")
-            .values_list(*CLAIM_FIELDS)
+            .values_list(*CLAIM_FIELDS, expired())
         )
         for _ in range(MAX_ATTEMPTS):
             row = due.first()
@@ -48,7 +48,7 @@ class OptimisticStrategy(ClaimStrategy):
                 state=Task.State.STARTED,
                 version=F("version") + 1,
                 worker_id=worker_id,
-                started_at=now,
+                started_at=database_now(),
             )
             if won:
                 return replace(candidate, version=candidate.version + 1)

@@ -10,7 +10,6 @@ order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -24,13 +23,15 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     table = quote(Task._meta.db_table)
     queue_test = "= %s" if queue_count == 1 else f"IN ({', '.join(['%s'] * queue_count)})"
     returning = ", ".join(quote(name) for name in CLAIM_FIELDS)
+    # statement_timestamp(): the database's clock, the same as taskq.clock.DatabaseNow.
     return (
         f"UPDATE {table} SET state = {Task.State.STARTED:d}, version = version + 1, "
-        f"worker_id = %s, started_at = %s "
+        f"worker_id = %s, started_at = statement_timestamp() "
         f"WHERE id = (SELECT id FROM {table} "
-        f"WHERE state = {Task.State.QUEUED:d} AND queue {queue_test} AND eta <= %s "
+        f"WHERE state = {Task.State.QUEUED:d} AND queue {queue_test} "
+        f"AND eta <= statement_timestamp() "
         f"ORDER BY priority DESC, eta, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-        f"RETURNING {returning}"
+        f"RETURNING {returning}, COALESCE(expires <= statement_timestamp(), false)"
     )
 
 
@@ -41,9 +42,9 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return connection.vendor == "postgresql" and super().is_supported(connection)
 
-    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+    def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         sql = _claim_sql(self.connection.ops.quote_name, len(queues))
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [worker_id, now, *queues, now])
+            cursor.execute(sql, [worker_id, *queues])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)

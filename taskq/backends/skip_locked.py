@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 
-from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy
+from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy, expired
+from taskq.clock import database_now
 from taskq.models import Task
 
 
@@ -37,14 +37,14 @@ class SkipLockedStrategy(ClaimStrategy):
             "would silently drop the row lock; use 'optimistic' or None"
         )
 
-    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+    def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         with transaction.atomic(using=self.using):
             row = (
                 Task.objects.using(self.using)
                 .select_for_update(skip_locked=True)
-                .filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=now)
+                .filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=database_now())
                 .order_by("-priority", "eta", "id")
-                .values_list(*CLAIM_FIELDS)
+                .values_list(*CLAIM_FIELDS, expired())
                 .first()
             )
             if row is None:
@@ -54,6 +54,6 @@ class SkipLockedStrategy(ClaimStrategy):
                 state=Task.State.STARTED,
                 version=F("version") + 1,
                 worker_id=worker_id,
-                started_at=now,
+                started_at=database_now(),
             )
         return replace(claim, version=claim.version + 1)

@@ -11,7 +11,6 @@ extra workers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -37,9 +36,9 @@ class SQLiteStrategy(OptimisticStrategy):
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return connection.vendor == "sqlite"
 
-    def claim(self, queues: Sequence[str], worker_id: int, now: datetime) -> Claim | None:
+    def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         try:
-            return super().claim(queues, worker_id, now)
+            return super().claim(queues, worker_id)
         except OperationalError as error:
             if is_locked_error(error):
                 return None

@@ -1,11 +1,16 @@
 """Tasks the tests enqueue and worker processes run."""
 
 import os
-import time
+import threading
 
 import django
 
 from taskq.celery import shared_task
+
+
+def _pause(seconds: float) -> None:
+    """Sleep; unlike time.sleep, this works under libfaketime's shifted clocks."""
+    threading.Event().wait(seconds)
 
 
 def _record(line: str) -> None:
@@ -32,7 +37,7 @@ def record(key):
 @shared_task
 def slow(key, seconds):
     _record(f"start {key}")
-    time.sleep(seconds)
+    _pause(seconds)
     _record(f"end {key}")
 
 
@@ -49,3 +54,11 @@ def exit_worker():
 # Django's @task functions, on Django >= 6.0; importing them registers them with taskq.
 if django.VERSION >= (6, 0):
     from test_matrix.testapp import django_tasks  # noqa: F401, E402
+
+
+@shared_task(acks_late=True, max_retries=1)
+def slow_idempotent(key, seconds):
+    """Safe to run again: queued again automatically if its worker dies."""
+    _record(f"start {key}")
+    _pause(seconds)
+    _record(f"end {key}")
