@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -61,7 +61,7 @@ def _shorten(text: str, limit: int) -> str:
 def _pretty_json(text: str) -> str:
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text  # a corrupt row: show what is there
 
 
@@ -205,6 +205,8 @@ class TaskGroupAdmin(admin.ModelAdmin):
     def row_action_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_change_permission(request):
             raise PermissionDenied
+        if not object_id.isdigit():
+            raise Http404(f"no task {object_id!r}")
         assert self.row_action is not None
         suffix, _ = self.row_action
         getattr(self, suffix)(request, self.get_queryset(request).filter(pk=object_id))
@@ -306,7 +308,11 @@ class SummaryAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "snapshot": snapshot,
             "groups": [
-                (group, snapshot[group], reverse(f"admin:taskq_{group}task_changelist"))
+                (
+                    group,
+                    snapshot[group],
+                    reverse(f"{self.admin_site.name}:taskq_{group}task_changelist"),
+                )
                 for group in metrics.GROUPS
             ],
             "task_rows": [(name, counts(row)) for name, row in sorted(snapshot["tasks"].items())],

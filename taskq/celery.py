@@ -316,7 +316,7 @@ class TaskFunction(Generic[P, R]):
             raise Retry(exc, countdown=countdown)
         if eta is not None:
             raise Retry(exc, eta=check_moment("eta", eta))
-        raise Retry(exc, countdown=self.default_retry_delay)
+        raise Retry(exc, countdown=self.default_retry_delay or 0)
 
 
 class Signature:

@@ -16,7 +16,21 @@ from django.db.models.functions import Now
 
 
 class DatabaseNow(Now):
-    """``Now()``, in the time zone Django stores datetimes in on every database."""
+    """``Now()``, in the time zone Django stores datetimes in on every database.
+
+    With ``USE_TZ = True`` that is UTC. With ``USE_TZ = False`` Django stores local
+    times of ``TIME_ZONE``: SQLite's "localtime" follows it (Django sets the process's
+    time zone), MySQL's ``CURRENT_TIMESTAMP`` follows the server's time zone, which must
+    then be ``TIME_ZONE`` too.
+    """
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        if settings.USE_TZ:
+            return super().as_sqlite(compiler, connection, **extra_context)
+        extra_context["template"] = (
+            "STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f', 'NOW', 'localtime')"
+        )
+        return self.as_sql(compiler, connection, **extra_context)
 
     def as_mysql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         # CURRENT_TIMESTAMP is in the session's time zone, Django stores UTC.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.utils import timezone
 
 from taskq import serialization
+from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.models import NAME_MAX_LENGTH, PRIORITY_RANGE, QUEUE_MAX_LENGTH, Task
 
@@ -69,31 +70,33 @@ class Call:
     eta: datetime | None = None
     expires: float | datetime | None = None
 
-    def to_row(self, now: datetime | None = None) -> Task:
+    def to_row(self) -> Task:
         """Return an unsaved ``Task`` or raise ``TypeError``/``ValueError``.
 
         As in Celery, ``countdown`` wins over ``eta``; ``expires`` is seconds from now
-        or a datetime. A due time in the past means "run as soon as possible".
+        or a datetime. A due time in the past means "run as soon as possible". "Now" is
+        the database's clock (``taskq.clock``): a row saved with a countdown is due
+        that long after the database wrote it, whatever this process's clock says.
         """
-        now = now or timezone.now()
         if len(self.name) > NAME_MAX_LENGTH:
             raise ValueError(f"task name is longer than {NAME_MAX_LENGTH} characters")
+        eta: Any
         if self.countdown is not None:
             countdown = _seconds("countdown", self.countdown)
             if countdown < 0:
                 raise ValueError(f"countdown must not be negative, not {self.countdown!r}")
-            eta = now + timedelta(seconds=countdown)
+            eta = database_now(countdown)
         elif self.eta is not None:
             eta = check_moment("eta", self.eta)
         else:
-            eta = now
-        expires: datetime | None
+            eta = database_now()
+        expires: Any
         if self.expires is None:
             expires = None
         elif isinstance(self.expires, datetime):
             expires = check_moment("expires", self.expires)
         else:
-            expires = now + timedelta(seconds=_seconds("expires", self.expires))
+            expires = database_now(_seconds("expires", self.expires))
         return Task(
             name=self.name,
             queue=check_queue(settings.DEFAULT_QUEUE if self.queue is None else self.queue),
@@ -102,7 +105,6 @@ class Call:
             kwargs=serialization.dumps_kwargs(self.kwargs),
             eta=eta,
             expires=expires,
-            created_at=now,
         )
 
 
@@ -118,6 +120,5 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000) -> list[Task]
 
     Every call is checked before the first row is written: one bad call writes nothing.
     """
-    now = timezone.now()
-    rows = [call.to_row(now) for call in calls]
+    rows = [call.to_row() for call in calls]
     return Task.objects.bulk_create(rows, batch_size=batch_size)

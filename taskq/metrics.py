@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Case, Count, IntegerField, Min, Q, Value, When
 from django.utils import timezone
 
+from taskq.clock import database_now
 from taskq.models import Task, Worker, dirty_cutoff, dirty_q
 
 GROUPS = ("failed", "dirty", "active", "pending", "future")
@@ -49,7 +50,7 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
         When(state=Task.State.FAILED, then=Value(0)),
         When(Q(state=Task.State.STARTED) & dirty_q(), then=Value(1)),
         When(state=Task.State.STARTED, then=Value(2)),
-        When(eta__lte=now, then=Value(3)),
+        When(eta__lte=database_now(), then=Value(3)),  # as pending() judges it
         default=Value(4),
         output_field=IntegerField(),
     )

@@ -161,8 +161,9 @@ class Task(models.Model):
         indexes = [
             ClaimIndex(name="taskq_task_claim"),
             models.Index(fields=["state", "name"], name="taskq_task_state_name"),
-            # The admin's lists: pending and future by due time, failed newest first.
+            # The admin's long lists: pending and future by due time, failed newest first.
             models.Index(fields=["state", "eta"], name="taskq_task_state_eta"),
+            models.Index(fields=["state", "failed_at"], name="taskq_task_state_failed_at"),
         ]
 
     def __str__(self) -> str:

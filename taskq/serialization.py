@@ -90,5 +90,14 @@ def dumps_kwargs(kwargs: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    """Return the value that ``dumps_args`` or ``dumps_kwargs`` wrote."""
-    return json.loads(text, object_hook=_decode_object)
+    """Return the value that ``dumps_args`` or ``dumps_kwargs`` wrote.
+
+    Whatever is wrong with the text (a row written by hand, say), the error is a
+    ``ValueError``.
+    """
+    try:
+        return json.loads(text, object_hook=_decode_object)
+    except ValueError:
+        raise
+    except (TypeError, KeyError, ArithmeticError, RecursionError) as error:
+        raise ValueError(f"not taskq's typed JSON: {error!r}") from error

@@ -36,12 +36,17 @@ def token_matches(given: str | None) -> bool:
 @never_cache
 @require_GET
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """Serve the Prometheus text; 401 without valid credentials, 403 for non-staff."""
+    """Serve the Prometheus text; 401 without valid credentials, 403 for a user who
+    may not view tasks (staff with ``taskq.view_task``, as for the admin's summary)."""
     user = getattr(request, "user", None)  # None without AuthenticationMiddleware
-    staff = user is not None and user.is_active and user.is_staff
-    if not (staff or token_matches(bearer_token(request))):
+    allowed = (
+        user is not None and user.is_active and user.is_staff and user.has_perm("taskq.view_task")
+    )
+    if not (allowed or token_matches(bearer_token(request))):
         if user is not None and user.is_authenticated:
-            return HttpResponse("Staff only.\n", status=403, content_type="text/plain")
+            return HttpResponse(
+                "Staff with taskq.view_task only.\n", status=403, content_type="text/plain"
+            )
         response = HttpResponse(
             "Log in as staff or send Authorization: Bearer <TASKQ_METRICS_TOKEN>.\n",
             status=401,

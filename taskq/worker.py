@@ -41,6 +41,7 @@ from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.models import Task as TaskRow
 from taskq.models import Worker as WorkerRow
+from taskq.models import dirty_q
 
 logger = logging.getLogger("taskq.worker")
 
@@ -48,8 +49,6 @@ logger = logging.getLogger("taskq.worker")
 CONNECTION_ERRORS = (OperationalError, InterfaceError)
 #: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
 FORGET_WORKERS_AFTER = timedelta(hours=1)
-#: Attempts to record a task's outcome before it is left to show as dirty.
-FINISH_ATTEMPTS = 10
 
 
 @dataclass
@@ -94,10 +93,13 @@ class Heartbeat(threading.Thread):
                     failed=self.outcomes.failed,
                 )
             )
-        except DatabaseError as error:
+        except Exception as error:  # the thread must not die: the worker relies on it
             self.healthy = False
             logger.warning("Heartbeat failed: %s", error)
-            connections[self.using].close()
+            try:
+                connections[self.using].close()
+            except DatabaseError:
+                pass
             return
         self.healthy = written == 1
         if self.healthy:
@@ -267,7 +269,7 @@ class Worker:
         while not self.stopping:
             if self.max_tasks is not None and self.processed >= self.max_tasks:
                 return 0
-            if not self.heartbeat.healthy:
+            if not (self.heartbeat.healthy and self.heartbeat.is_alive()):
                 # Tasks run now would look dead to everyone else: claim nothing.
                 silent = self.heartbeat.silent_for()
                 if silent > settings.DIRTY_AFTER:
@@ -309,7 +311,9 @@ class Worker:
         """
         self.next_recovery = time.monotonic() + settings.DIRTY_AFTER / 2
         policies = {
-            name: getattr(task, "max_retries", None)
+            name: getattr(task, "retry_kwargs", {}).get(
+                "max_retries", getattr(task, "max_retries", None)
+            )
             for name, task in registry.items()
             if getattr(task, "acks_late", False)
         }
@@ -318,7 +322,8 @@ class Worker:
         tasks = TaskRow.objects.using(self.using)
         dirty = tasks.dirty().filter(name__in=policies)
         for pk, name, version, retries in dirty.values_list("pk", "name", "version", "retries"):
-            row = tasks.filter(pk=pk, version=version, state=TaskRow.State.STARTED)
+            # Still dirty: a worker that came back to life keeps its task.
+            row = tasks.filter(dirty_q(), pk=pk, version=version, state=TaskRow.State.STARTED)
             limit = policies[name]
             reason = f"its worker died while it ran (acks_late); attempt {retries + 1}"
             if limit is not None and retries >= limit:
@@ -389,7 +394,7 @@ class Worker:
         except registry.UnregisteredTask as unregistered:
             self.reject(claim, str(unregistered), fields, unregistered, None)
             return
-        except (ValueError, TypeError, KeyError) as undecodable:
+        except ValueError as undecodable:
             reason = f"cannot decode the arguments of {label}: {undecodable!r}"
             self.reject(claim, reason, fields, undecodable, task)
             return
@@ -446,12 +451,14 @@ class Worker:
         signals.send(signals.task_failed, task, **fields, exception=exception, traceback=reason)
 
     def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
-        """Record an outcome, waiting out a lost connection a few times.
+        """Record an outcome, waiting for the database as long as it takes.
 
-        Every write is fenced by the claim's version, so repeating one is safe. If it
-        still fails, the task stays started and shows as dirty: honest, not lost.
+        Every write is fenced by the claim's version, so repeating one is safe. The
+        worker claims nothing else meanwhile: a task whose outcome is not recorded yet
+        must never be mistaken for a claim that was lost. A second signal still exits
+        at once, leaving the task dirty.
         """
-        for attempt in range(1, FINISH_ATTEMPTS + 1):
+        while True:
             try:
                 if not write(claim, *args):
                     logger.warning(
@@ -462,14 +469,6 @@ class Worker:
                     )
                 return
             except CONNECTION_ERRORS as error:
-                if attempt == FINISH_ATTEMPTS:
-                    logger.error(
-                        "Could not record the outcome of %s[%s] (%s); it will show as dirty",
-                        claim.name,
-                        claim.id,
-                        error,
-                    )
-                    return
                 self.wait_for_database(error, interruptible=False)
 
 

@@ -4,7 +4,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from taskq import serialization
@@ -183,3 +184,15 @@ def test_a_second_function_cannot_take_a_registered_name():
 
     with pytest.raises(ValueError, match="'tests.mail' is already used by"):
         shared_task(name="tests.mail")(other)
+
+
+def test_without_use_tz_due_times_are_judged_in_local_time():
+    if connection.vendor != "sqlite":
+        pytest.skip("MySQL's server time zone and PostgreSQL's timestamptz are set up apart")
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Tokyo"):
+        local_now = dt.datetime.now()
+        noop.apply_async(eta=local_now - dt.timedelta(minutes=1))
+        noop.apply_async(eta=local_now + dt.timedelta(minutes=10))
+        noop.apply_async(countdown=600)
+        assert Task.objects.pending().count() == 1
+        assert Task.objects.future().count() == 2

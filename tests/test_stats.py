@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import override_settings
@@ -202,6 +203,9 @@ def test_watch_redraws_until_ctrl_c_and_exits_zero(workers, tmp_path):
 
 def test_the_view_serves_prometheus_text_to_staff(client, django_user_model, some_tasks):
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("taskq:metrics")).status_code == 403  # needs view_task
+    staff.user_permissions.add(Permission.objects.get(codename="view_task"))
     client.force_login(staff)
     response = client.get(reverse("taskq:metrics"))
     assert response.status_code == 200

@@ -183,3 +183,20 @@ def test_a_claim_whose_answer_was_lost_is_queued_again(monkeypatch, tmp_path, ca
     assert lost and Task.objects.count() == 0
     assert (tmp_path / "record.txt").read_text() == "once\n"
     assert "Queued again 1 task(s) claimed before the connection died" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    "args",
+    ['[{"__taskq__": ["decimal", "x"]}]', '[{"__taskq__": ["nope", 1]}]', "[" * 100_000],
+    ids=["bad decimal", "unknown type", "too deep"],
+)
+def test_any_undecodable_arguments_fail_only_that_task(args):
+    bad = noop.delay()
+    Task.objects.filter(pk=bad.id).update(args=args)
+    noop.delay()
+    assert drain() == 0
+    (task,) = Task.objects.all()
+    assert task.state == Task.State.FAILED
+    assert task.error.startswith(
+        f"cannot decode the arguments of test_matrix.testapp.tasks.noop[{bad.id}]"
+    )
