@@ -59,6 +59,15 @@ class Outcomes:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class Success:
+    """A task that returned, whose row is still to be deleted."""
+
+    claim: Claim
+    task: Any
+    fields: dict[str, Any]
+
+
 class Heartbeat(threading.Thread):
     """Write the worker row's heartbeat every interval, on the thread's own connection."""
 
@@ -140,6 +149,7 @@ class Worker:
         self.wake = threading.Event()
         self.processed = 0
         self.claim_unanswered = False
+        self.succeeded: Success | None = None
         self.next_recovery = 0.0
         self.outcomes = Outcomes()
         self.reconnect_delay = 0.0
@@ -173,6 +183,7 @@ class Worker:
         )
         try:
             exit_code = self.loop()
+            self.record_success()
         finally:
             self.heartbeat.stop()
             self.unregister()
@@ -284,7 +295,10 @@ class Worker:
                     self.requeue_dirty_acks_late()
                 if self.claim_unanswered:
                     self.release_unstarted_claims()
-                claim = self.strategy.claim(self.queues, self.row.pk)
+                if self.succeeded is not None:
+                    claim = self.record_success_and_claim()
+                else:
+                    claim = self.strategy.claim(self.queues, self.row.pk)
             except CONNECTION_ERRORS as error:
                 # The claim may have committed before the connection died.
                 self.claim_unanswered = True
@@ -346,6 +360,27 @@ class Worker:
             if done:
                 logger.warning("Dirty task %s[%s] %s: %s", name, pk, verb, reason)
 
+    def record_success_and_claim(self) -> Claim | None:
+        """Delete the task that just succeeded and claim the next one, together."""
+        assert self.row is not None and self.succeeded is not None
+        done = self.succeeded
+        completed, claim = self.strategy.complete_and_claim(done.claim, self.queues, self.row.pk)
+        self.succeeded = None
+        self.after_success(done, completed)
+        return claim
+
+    def record_success(self) -> None:
+        """Delete the task that just succeeded, when no next claim follows (exit)."""
+        if self.succeeded is not None:
+            done, self.succeeded = self.succeeded, None
+            self.finish(self.strategy.complete, done.claim)
+            signals.send(signals.task_succeeded, done.task, **done.fields)
+
+    def after_success(self, done: Success, completed: bool) -> None:
+        if not completed:
+            self.warn_lost_claim(done.claim)
+        signals.send(signals.task_succeeded, done.task, **done.fields)
+
     def release_unstarted_claims(self) -> None:
         """Queue again the rows this worker claimed without hearing the answer.
 
@@ -354,9 +389,11 @@ class Worker:
         at a time and is between tasks now, so putting it back is safe.
         """
         assert self.row is not None
+        unrecorded = [self.succeeded.claim.id] if self.succeeded else []
         released = (
             TaskRow.objects.using(self.using)
             .filter(state=TaskRow.State.STARTED, worker_id=self.row.pk)
+            .exclude(pk__in=unrecorded)
             .update(state=TaskRow.State.QUEUED, version=F("version") + 1, worker=None)
         )
         self.claim_unanswered = False
@@ -432,8 +469,8 @@ class Worker:
             fields["duration"] = time.monotonic() - started
             logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
             self.outcomes.succeeded += 1
-            self.finish(self.strategy.complete, claim)
-            signals.send(signals.task_succeeded, task, **fields)
+            # Recorded with the next claim, in one round trip where the database allows.
+            self.succeeded = Success(claim, task, fields)
 
     def reject(
         self,
@@ -450,6 +487,14 @@ class Worker:
         self.finish(self.strategy.fail, claim, reason)
         signals.send(signals.task_failed, task, **fields, exception=exception, traceback=reason)
 
+    def warn_lost_claim(self, claim: Claim) -> None:
+        logger.warning(
+            "Task %s[%s] was re-queued or deleted while it ran; this worker lost its claim "
+            "and leaves the row alone",
+            claim.name,
+            claim.id,
+        )
+
     def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
         """Record an outcome, waiting for the database as long as it takes.
 
@@ -461,12 +506,7 @@ class Worker:
         while True:
             try:
                 if not write(claim, *args):
-                    logger.warning(
-                        "Task %s[%s] was re-queued or deleted while it ran; this worker "
-                        "lost its claim and leaves the row alone",
-                        claim.name,
-                        claim.id,
-                    )
+                    self.warn_lost_claim(claim)
                 return
             except CONNECTION_ERRORS as error:
                 self.wait_for_database(error, interruptible=False)

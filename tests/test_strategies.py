@@ -229,3 +229,24 @@ def test_a_dotted_path_selects_that_class():
     path = "taskq.backends.optimistic.OptimisticStrategy"
     with override_settings(TASKQ_CLAIM_STRATEGY=path):
         assert type(get_strategy()) is OptimisticStrategy
+
+
+def test_complete_and_claim_deletes_the_done_task_and_claims_the_next(strategy, worker_row):
+    first, second = add(priority=1), add()
+    done = claim(strategy, worker_row)
+    assert done.id == first.pk
+    completed, following = strategy.complete_and_claim(done, ["default"], worker_row.pk)
+    assert completed is True and following.id == second.pk
+    assert list(Task.objects.values_list("pk", "state")) == [(second.pk, Task.State.STARTED)]
+    completed, nothing = strategy.complete_and_claim(following, ["default"], worker_row.pk)
+    assert (completed, nothing) == (True, None)
+    assert Task.objects.count() == 0
+
+
+def test_complete_and_claim_with_a_lost_claim_still_claims(strategy, worker_row):
+    add(priority=1)
+    stale = claim(strategy, worker_row)
+    Task.objects.all().retry()  # re-queued from the admin meanwhile
+    completed, again = strategy.complete_and_claim(stale, ["default"], worker_row.pk)
+    assert completed is False
+    assert again.id == stale.id and again.version == stale.version + 2

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 
@@ -85,6 +85,17 @@ class ClaimStrategy:
 
         "Due" is judged by the database's clock (``taskq.clock``)."""
         raise NotImplementedError("subclasses of ClaimStrategy must provide a claim() method")
+
+    def complete_and_claim(
+        self, done: Claim, queues: Sequence[str], worker_id: int
+    ) -> tuple[bool, Claim | None]:
+        """Delete the succeeded task ``done`` and claim the next one, in one transaction
+        (so one commit, one disk flush); return ``complete``'s answer and the claim.
+
+        Strategies whose database can do both in one statement override this.
+        """
+        with transaction.atomic(using=self.using):
+            return self.complete(done), self.claim(queues, worker_id)
 
     # The fenced writes after a claim. Each returns False when the claim was lost
     # (the row was re-queued or deleted by someone else), and then changes nothing.

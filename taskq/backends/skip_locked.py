@@ -38,7 +38,8 @@ class SkipLockedStrategy(ClaimStrategy):
         )
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
-        with transaction.atomic(using=self.using):
+        # savepoint=False: inside complete_and_claim's transaction, no savepoint is needed.
+        with transaction.atomic(using=self.using, savepoint=False):
             row = (
                 Task.objects.using(self.using)
                 .select_for_update(skip_locked=True)
