@@ -2,15 +2,17 @@
 
 Each client (psycopg, MySQLdb or sqlite3, in a process of its own) repeats what a taskq
 worker sends for a no-op task, statement for statement, with the least transaction
-wrapping the database allows:
+wrapping the database allows: the delete of the task that just succeeded and the claim
+of the next one together, one commit (one disk flush) per task. Due times are read from
+the database's clock, as taskq's claims do.
 
-- PostgreSQL: the strategy's ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)
-  RETURNING …``, then the fenced ``DELETE``; each in autocommit, two commits a task.
-- MariaDB: ``START TRANSACTION``, ``SELECT … FOR UPDATE SKIP LOCKED``, ``UPDATE``,
-  ``COMMIT``, then the fenced ``DELETE`` in autocommit.
-- SQLite: read the first due row, ``UPDATE … WHERE id AND version`` (a lost race reads
-  again), then the fenced ``DELETE``; autocommit, WAL, a 20 s busy timeout, as
-  taskq's connections have.
+- PostgreSQL: one statement, ``WITH done AS (DELETE … RETURNING 1), claimed AS
+  (UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …) SELECT …``.
+- MariaDB: ``START TRANSACTION``, the fenced ``DELETE``, ``SELECT … FOR UPDATE SKIP
+  LOCKED``, ``UPDATE``, ``COMMIT``.
+- SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, read the first due row, ``UPDATE …
+  WHERE id AND version``, ``COMMIT``; WAL and a 20 s busy timeout, as taskq's
+  connections have.
 
 The rows are the drain's (queue ``default``, priority 0, due now) in taskq's own table
 and indexes. Clients start together behind a barrier; the clock runs until the last
@@ -29,34 +31,42 @@ from typing import Any
 from bench import databases, rows
 
 TABLE = "taskq_task"
-RETURNING = "id, name, queue, args, kwargs, retries, version, expires"
+RETURNING = "id, name, queue, args, kwargs, retries, version"
+#: The database's clock, as Django's ``Now()`` (taskq's ``DatabaseNow``) writes it.
+NOW = {
+    "postgresql": "statement_timestamp()",
+    "mysql": "UTC_TIMESTAMP(6)",
+    "sqlite": "STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')",
+}
+DELETE = f"DELETE FROM {TABLE} WHERE id = %s AND version = %s AND state = 1"
+PG_STEP = (
+    f"WITH done AS ({DELETE} RETURNING 1), "
+    f"claimed AS (UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, "
+    f"started_at = statement_timestamp() WHERE id = (SELECT id FROM {TABLE} "
+    f"WHERE state = 0 AND queue = %s AND eta <= statement_timestamp() "
+    f"ORDER BY priority DESC, eta, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    f"RETURNING {RETURNING}, COALESCE(expires <= statement_timestamp(), false)) "
+    f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
+    f"LEFT JOIN claimed ON true"
+)
+SELECT = (
+    f"SELECT {RETURNING}, expires <= {{now}} FROM {TABLE} "
+    f"WHERE state = 0 AND queue IN (%s) AND eta <= {{now}} "
+    f"ORDER BY priority DESC, eta ASC, id ASC LIMIT 1"
+)
+MY_SELECT = SELECT.format(now=NOW["mysql"]) + " FOR UPDATE SKIP LOCKED"
+MY_TAKE = (
+    f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, "
+    f"started_at = UTC_TIMESTAMP(6) WHERE id = %s"
+)
+LITE_SELECT = SELECT.format(now=NOW["sqlite"]).replace("%s", "?")
+LITE_TAKE = (
+    f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = ?, "
+    f"started_at = {NOW['sqlite']} WHERE id = ? AND state = 0 AND version = ?"
+)
+LITE_DELETE = DELETE.replace("%s", "?")
 
-CLAIM = {
-    "postgresql": (
-        f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, started_at = %s "
-        f"WHERE id = (SELECT id FROM {TABLE} WHERE state = 0 AND queue = %s AND eta <= %s "
-        f"ORDER BY priority DESC, eta, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {RETURNING}"
-    ),
-    "mysql": (
-        f"SELECT {RETURNING} FROM {TABLE} WHERE state = 0 AND queue IN (%s) AND eta <= %s "
-        f"ORDER BY priority DESC, eta ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED"
-    ),
-    "sqlite": (
-        f"SELECT {RETURNING} FROM {TABLE} WHERE state = 0 AND queue IN (?) AND eta <= ? "
-        f"ORDER BY priority DESC, eta ASC, id ASC LIMIT 1"
-    ),
-}
-TAKE = {
-    "mysql": (
-        f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, started_at = %s "
-        f"WHERE id = %s"
-    ),
-    "sqlite": (
-        f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = ?, started_at = ? "
-        f"WHERE id = ? AND state = 0 AND version = ?"
-    ),
-}
-COMPLETE = f"DELETE FROM {TABLE} WHERE id = %s AND state = 1 AND version = %s"
+Claimed = tuple[int, int]  # (id, version) of the task this client holds
 
 
 def now_param(vendor: str) -> Any:
@@ -69,55 +79,49 @@ def now_param(vendor: str) -> Any:
     return str(now.replace(tzinfo=None))
 
 
-def claim_one(vendor: str, connection: Any, worker_id: int) -> tuple[int, int] | None:
-    """Claim the next due task; return ``(id, version)`` or ``None`` if nothing is due."""
-    now = now_param(vendor)
+def step(
+    vendor: str, connection: Any, done: Claimed | None, worker_id: int
+) -> tuple[int, Claimed | None]:
+    """Delete the task ``done`` and claim the next; return (rows deleted, the claim)."""
     if vendor == "postgresql":
-        row = connection.execute(CLAIM[vendor], [worker_id, now, "default", now]).fetchone()
-        return None if row is None else (row[0], row[6])
+        previous = done or (0, 0)
+        row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
+        return row[0], None if row[1] is None else (row[1], row[7])
     cursor = connection.cursor()
     if vendor == "mysql":
         cursor.execute("START TRANSACTION")
-        cursor.execute(CLAIM[vendor], ["default", now])
+        deleted = cursor.execute(DELETE, list(done)) if done else 0
+        cursor.execute(MY_SELECT, ["default"])
         row = cursor.fetchone()
         if row is not None:
-            cursor.execute(TAKE[vendor], [worker_id, now, row[0]])
+            cursor.execute(MY_TAKE, [worker_id, row[0]])
         connection.commit()
-        return None if row is None else (row[0], row[6] + 1)
-    while True:  # SQLite: compare-and-set on the version, read again after a lost race
+        return int(deleted), None if row is None else (row[0], row[6] + 1)
+    while True:  # SQLite: the whole step holds the write lock (BEGIN IMMEDIATE)
         try:
-            row = cursor.execute(CLAIM[vendor], ["default", now]).fetchone()
-            if row is None:
-                return None
-            cursor.execute(TAKE[vendor], [worker_id, now, row[0], row[6]])
+            cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if "locked" not in str(error):
                 raise
             continue
-        if cursor.rowcount == 1:
-            return row[0], row[6] + 1
-
-
-def complete(vendor: str, connection: Any, claimed: tuple[int, int]) -> int:
-    sql = COMPLETE.replace("%s", "?") if vendor == "sqlite" else COMPLETE
-    while True:
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, list(claimed))
-            return int(cursor.rowcount)
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error):
-                raise
+        deleted = cursor.execute(LITE_DELETE, list(done)).rowcount if done else 0
+        row = cursor.execute(LITE_SELECT, ["default"]).fetchone()
+        if row is not None:
+            cursor.execute(LITE_TAKE, [worker_id, row[0], row[6]])
+        cursor.execute("COMMIT")
+        return deleted, None if row is None else (row[0], row[6] + 1)
 
 
 def client(vendor: str, worker_id: int, barrier: Any, results: Any) -> None:
     connection = databases.connect(vendor, databases.TASKQ_NAME)
-    done = 0
+    finished = 0
     barrier.wait()
-    while (claimed := claim_one(vendor, connection, worker_id)) is not None:
-        done += complete(vendor, connection, claimed)
+    deleted, claimed = step(vendor, connection, None, worker_id)
+    while claimed is not None:
+        deleted, claimed = step(vendor, connection, claimed, worker_id)
+        finished += deleted
     connection.close()
-    results.put(done)
+    results.put(finished)
 
 
 def prepare(vendor: str, tasks: int) -> int:
