@@ -281,10 +281,15 @@ class Worker:
             if self.max_tasks is not None and self.processed >= self.max_tasks:
                 return 0
             if not (self.heartbeat.healthy and self.heartbeat.is_alive()):
-                # Tasks run now would look dead to everyone else: claim nothing.
+                # Tasks run now would look dead to everyone else: claim nothing. If the
+                # database is down, wait for it; if it answers but takes no heartbeat,
+                # this worker is useless: say so and exit.
                 silent = self.heartbeat.silent_for()
-                if silent > settings.DIRTY_AFTER:
-                    logger.error("No heartbeat written for %.1fs; exiting", silent)
+                if silent > settings.DIRTY_AFTER and self.database_answers():
+                    logger.error(
+                        "No heartbeat written for %.1fs while the database answers; exiting",
+                        silent,
+                    )
                     return 1
                 self.wake.wait(settings.HEARTBEAT_INTERVAL)
                 continue
@@ -315,6 +320,16 @@ class Worker:
             self.process(claim)
             self.processed += 1
         return 0
+
+    def database_answers(self) -> bool:
+        """Return whether the database answers a trivial query on this connection."""
+        try:
+            with connections[self.using].cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except CONNECTION_ERRORS:
+            connections[self.using].close()
+            return False
 
     def requeue_dirty_acks_late(self) -> None:
         """Queue again, as one more retry, dirty tasks declared ``acks_late=True``.
