@@ -315,8 +315,17 @@ class SummaryAdmin(admin.ModelAdmin):
                 )
                 for group in metrics.GROUPS
             ],
-            "task_rows": [(name, counts(row)) for name, row in sorted(snapshot["tasks"].items())],
-            "queue_rows": [(name, counts(row)) for name, row in sorted(snapshot["queues"].items())],
+            "breakdowns": [
+                (
+                    caption,
+                    column,
+                    [(name, counts(row)) for name, row in sorted(snapshot[key].items())],
+                )
+                for caption, column, key in [
+                    ("Per task name", "task", "tasks"),
+                    ("Per queue", "queue", "queues"),
+                ]
+            ],
             "workers": [
                 {
                     "worker": worker,
