@@ -14,7 +14,7 @@ from typing import Any
 
 VENDORS = ("sqlite", "postgresql", "mysql")
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
-TASKQ_NAME = "taskq_bench"
+TASKQ_NAME = os.environ.get("BENCH_DB_NAME", "taskq_bench")
 ORIGINAL_NAME = "taskq_bench_orig"
 SQLITE_DIR = Path(os.environ.get("BENCH_SQLITE_DIR", "/tmp/taskq_bench"))
 

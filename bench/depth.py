@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from bench import rows
+from bench import admin_pages, rows
 from bench.latency import percentile
 from bench.target import Target
 
@@ -80,7 +80,9 @@ def claim_latencies(claims: int) -> dict[str, Any]:
     }
 
 
-def measure(target: Target, due: int, future: int, failed: int, claims: int) -> dict[str, Any]:
+def measure(
+    target: Target, due: int, future: int, failed: int, claims: int, admin: bool = True
+) -> dict[str, Any]:
     target.clear()
     # Almost empty: just enough due rows (a third in queue "default") for the claims.
     fill("due", 3 * (claims + WARMUP))
@@ -95,6 +97,7 @@ def measure(target: Target, due: int, future: int, failed: int, claims: int) -> 
     analyze()
     load_seconds = time.perf_counter() - start
     deep = claim_latencies(claims)
+    pages = admin_pages.measure() if admin else None
     target.clear()
     analyze()
     return {
@@ -105,4 +108,5 @@ def measure(target: Target, due: int, future: int, failed: int, claims: int) -> 
         "empty": empty,
         "deep": deep,
         "p99_ratio": deep["p99_ms"] / empty["p99_ms"],
+        "admin_pages": pages,
     }

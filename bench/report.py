@@ -192,6 +192,22 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
                 )
             )
 
+    pages = (depth or {}).get("admin_pages")
+    if pages:
+        for name, seconds in pages["seconds"].items():
+            out.append(
+                (
+                    f"admin page: {name}",
+                    f"{seconds:.3f} s",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "< 1 s",
+                    _met(seconds < 1),
+                )
+            )
+
     memory = get("memory")
     if memory:
         if "error" in memory:

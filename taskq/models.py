@@ -22,6 +22,8 @@ NAME_MAX_LENGTH = 200
 QUEUE_MAX_LENGTH = 100
 #: Priorities fit a SmallIntegerField on every database; higher runs first.
 PRIORITY_RANGE = range(-32768, 32768)
+#: The name of the index the claim reads (some strategies name it in their SQL).
+CLAIM_INDEX = "taskq_task_claim"
 
 
 class ClaimIndex(models.Index):
@@ -159,7 +161,7 @@ class Task(models.Model):
 
     class Meta:
         indexes = [
-            ClaimIndex(name="taskq_task_claim"),
+            ClaimIndex(name=CLAIM_INDEX),
             models.Index(fields=["state", "name"], name="taskq_task_state_name"),
             # The admin's long lists: pending and future by due time, failed newest first.
             models.Index(fields=["state", "eta"], name="taskq_task_state_eta"),
