@@ -259,3 +259,20 @@ def test_workers_with_wrong_clocks_judge_time_by_the_database(workers):
         time.sleep(0.5)
     workers.wait_for_record("end long", timeout=30)
     assert workers.records().count("start long") == 1
+
+
+def test_a_long_task_on_a_busy_machine_is_never_shown_dirty(workers):
+    """A 60 s task while two other workers drain a queue flat out: its worker keeps
+    beating, so it stays active the whole time."""
+    slow.apply_async(("long", 60), queue="long")
+    long_runner = workers.start("-Q", "long", "-l", "WARNING")
+    workers.wait_for_record("start long")
+    enqueue_keys(20_000)
+    busy = [workers.start("-l", "WARNING") for _ in range(2)]
+    while "end long" not in workers.records():
+        assert Task.objects.filter(queue="long").dirty().count() == 0, "shown dirty"
+        assert long_runner.poll() is None
+        time.sleep(0.5)
+    for process in (long_runner, *busy):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

@@ -13,7 +13,7 @@ from taskq.enqueue import Call, enqueue
 from taskq.models import Task
 from taskq.models import Worker as WorkerRow
 from taskq.worker import Worker
-from test_matrix.testapp.tasks import exit_worker, fail, noop, record
+from test_matrix.testapp.tasks import exit_worker, fail, interrupt_worker, noop, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,13 +70,21 @@ def test_corrupt_arguments_fail_the_task_and_the_worker_goes_on():
     )
 
 
-def test_a_task_raising_system_exit_fails_and_the_worker_goes_on():
-    exit_worker.delay()
+@pytest.mark.parametrize(
+    ("send", "error"),
+    [
+        (lambda: exit_worker.delay(), "SystemExit: 3"),
+        (lambda: interrupt_worker.delay(), "KeyboardInterrupt: raised by the task"),
+    ],
+    ids=["SystemExit", "KeyboardInterrupt"],
+)
+def test_a_task_raising_system_exit_fails_and_the_worker_goes_on(send, error):
+    send()
     noop.delay()
     assert drain() == 0
     (task,) = Task.objects.all()
     assert task.state == Task.State.FAILED
-    assert "SystemExit: 3" in task.error
+    assert error in task.error
 
 
 def test_an_expired_task_is_dropped_with_a_log_line(caplog):

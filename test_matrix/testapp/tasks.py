@@ -51,6 +51,11 @@ def exit_worker():
     raise SystemExit(3)
 
 
+@shared_task
+def interrupt_worker():
+    raise KeyboardInterrupt("raised by the task, not by a signal")
+
+
 # Django's @task functions, on Django >= 6.0; importing them registers them with taskq.
 if django.VERSION >= (6, 0):
     from test_matrix.testapp import django_tasks  # noqa: F401, E402
