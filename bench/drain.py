@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.db import InterfaceError, OperationalError, connection
+
 from bench import record
 from bench.target import Target
 from bench.workers import Workers
@@ -25,6 +27,23 @@ from bench.workers import Workers
 POLL = 0.02
 #: No progress for this long (or every worker dead) ends the wait.
 STALL_AFTER = 30.0
+
+
+def remaining(target: Target) -> int:
+    """Return ``target.remaining()``, waiting out a database restart (up to a minute).
+
+    Other processes may restart a shared server mid-run; the workers are meant to
+    survive that, and the benchmark's own polling should too.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return target.remaining()
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            connection.close()
+            time.sleep(1)
 
 
 def wait_until_empty(
@@ -35,10 +54,10 @@ def wait_until_empty(
     If the workers stall, return the time of the last progress and what is left.
     """
     start = last_progress = time.perf_counter()
-    left = target.remaining()
+    left = remaining(target)
     while left:
         time.sleep(POLL)
-        now_left = target.remaining()
+        now_left = remaining(target)
         now = time.perf_counter()
         if on_poll is not None:
             on_poll(now_left)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.drain import STALL_AFTER
+from bench.drain import STALL_AFTER, remaining
 from bench.target import Target
 from bench.workers import Workers, rss_bytes
 
@@ -40,7 +40,7 @@ def measure(target: Target, tasks: int) -> dict[str, Any]:
                 target.insert(batch)
                 fed += len(batch)
             time.sleep(POLL)
-            now_left = target.remaining()
+            now_left = remaining(target)
             if now_left < left or fed < tasks:
                 last_progress = time.perf_counter()
             elif time.perf_counter() - last_progress > STALL_AFTER or pool.dead():
