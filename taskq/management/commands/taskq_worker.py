@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import InterfaceError, OperationalError
 
 from taskq.conf import settings
 
@@ -33,6 +34,9 @@ class Command(BaseCommand):
         "SIGTERM or SIGINT finishes the current task and exits; a second signal exits "
         "at once. Start more processes to run more tasks at once."
     )
+    # Run in handle(): some of Django's checks connect to the database, and a worker
+    # started while its database is down must wait for it, not die in a check.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -76,6 +80,11 @@ class Command(BaseCommand):
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter(LOG_FORMAT))
             logger.addHandler(handler)
+        if not options.get("skip_checks"):
+            try:
+                self.check()
+            except (OperationalError, InterfaceError) as error:
+                logger.warning("System checks skipped: the database is unavailable (%s)", error)
         worker = Worker(
             options["queues"] or [settings.DEFAULT_QUEUE],
             burst=options["burst"],
