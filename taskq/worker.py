@@ -149,6 +149,8 @@ class Worker:
         self.wake = threading.Event()
         self.processed = 0
         self.claim_unanswered = False
+        #: When the database first answered while the heartbeat was failing.
+        self.answered_since: float | None = None
         self.succeeded: Success | None = None
         self.next_recovery = 0.0
         self.outcomes = Outcomes()
@@ -286,13 +288,19 @@ class Worker:
                 # this worker is useless: say so and exit.
                 silent = self.heartbeat.silent_for()
                 if silent > settings.DIRTY_AFTER and self.database_answers():
-                    logger.error(
-                        "No heartbeat written for %.1fs while the database answers; exiting",
-                        silent,
-                    )
-                    return 1
+                    # Give the heartbeat two beats to recover once the database is back.
+                    self.answered_since = self.answered_since or time.monotonic()
+                    if time.monotonic() - self.answered_since > 2 * settings.HEARTBEAT_INTERVAL:
+                        logger.error(
+                            "No heartbeat written for %.1fs while the database answers; exiting",
+                            silent,
+                        )
+                        return 1
+                else:
+                    self.answered_since = None
                 self.wake.wait(settings.HEARTBEAT_INTERVAL)
                 continue
+            self.answered_since = None
             close_old_connections()
             reset_queries()  # DEBUG=True must not grow the worker's memory
             try:
