@@ -9,6 +9,7 @@ write per second per process, whatever the task is doing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
@@ -93,6 +94,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
     def pending(self) -> TaskQuerySet:
         return self.queued().filter(eta__lte=database_now())
+
+    def due(self, queues: Sequence[str]) -> TaskQuerySet:
+        """Pending tasks of ``queues``: what a worker of those queues may claim now."""
+        return self.pending().filter(queue__in=queues)
 
     def future(self) -> TaskQuerySet:
         return self.queued().filter(eta__gt=database_now())

@@ -425,12 +425,7 @@ class Worker:
 
     def anything_due(self) -> bool:
         try:
-            return (
-                TaskRow.objects.using(self.using)
-                .queued()
-                .filter(queue__in=self.queues, eta__lte=database_now())
-                .exists()
-            )
+            return TaskRow.objects.using(self.using).due(self.queues).exists()
         except CONNECTION_ERRORS:
             return True  # not known; the loop will wait for the database
 

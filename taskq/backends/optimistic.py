@@ -33,7 +33,7 @@ class OptimisticStrategy(ClaimStrategy):
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         tasks = Task.objects.using(self.using)
         due = (
-            tasks.filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=database_now())
+            tasks.due(queues)
             .order_by("-priority", "eta", "id")
             .values_list(*CLAIM_FIELDS, expired())
         )

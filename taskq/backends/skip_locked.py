@@ -43,7 +43,7 @@ class SkipLockedStrategy(ClaimStrategy):
             row = (
                 Task.objects.using(self.using)
                 .select_for_update(skip_locked=True)
-                .filter(state=Task.State.QUEUED, queue__in=queues, eta__lte=database_now())
+                .due(queues)
                 .order_by("-priority", "eta", "id")
                 .values_list(*CLAIM_FIELDS, expired())
                 .first()
