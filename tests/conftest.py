@@ -82,6 +82,20 @@ class WorkerProcesses:
                 raise AssertionError(f"no {line!r} recorded within {timeout}s\n{logs}")
             time.sleep(0.05)
 
+    def wait_until_registered(self, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+        """Wait for a worker's row: from then on it handles SIGTERM as a graceful stop.
+
+        A signal sent while Python is still importing Django kills the process the default
+        way, which says nothing about taskq.
+        """
+        from taskq.models import Worker
+
+        deadline = time.monotonic() + timeout
+        while not Worker.objects.filter(pid=process.pid).exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker {process.pid} did not register\n{log_of(process)}")
+            time.sleep(0.05)
+
     def stop_all(self) -> None:
         for process in self.started:
             if process.poll() is None:

@@ -59,6 +59,7 @@ def test_kill_storm_loses_nothing_and_runs_nothing_twice(workers):
         running.append(workers.start("-l", "WARNING"))
     wait_for(lambda: not Task.objects.queued().exists(), 120, "the restarted workers did not drain")
     for process in running:
+        workers.wait_until_registered(process)  # the last one may be fresh and idle
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     dirty = assert_exactly_once_except_in_flight(workers.records(), count, kills)
@@ -225,6 +226,7 @@ def test_a_dirty_acks_late_task_is_queued_again_exactly_once(workers):
     logs = "".join(p.log.read_text() for p in watchers)
     assert logs.count("queued again: its worker died while it ran (acks_late)") == 1
     for process in watchers:
+        workers.wait_until_registered(process)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
 
