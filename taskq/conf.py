@@ -34,9 +34,12 @@ class TaskqSettings:
     #: Seconds without a heartbeat after which a started task is shown as dirty.
     DIRTY_AFTER: float = 10.0
     #: Seconds an idle worker waits before it asks for a task again (jitter is added).
-    POLL_INTERVAL: float = 0.2
+    POLL_INTERVAL: float = 0.1
     #: Longest wait, in seconds, between two attempts to reach a database that went away.
     RECONNECT_MAX_DELAY: float = 10.0
+    #: Prepare the claim statements once per connection (PostgreSQL). Turn off behind a
+    #: transaction-pooling PgBouncer older than 1.21.
+    PREPARED_STATEMENTS: bool = True
     #: Bearer token that may read the metrics view (``taskq.urls``); ``None``: staff only.
     METRICS_TOKEN: str | None = None
 
@@ -77,6 +80,12 @@ def _queue_name(name: str, value: Any) -> str:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
+    return value
+
+
 def _token(name: str, value: Any) -> str | None:
     # The message never shows the value: it is a secret.
     if value is None or (isinstance(value, str) and value and value.strip() == value):
@@ -99,6 +108,7 @@ _VALIDATORS = {
     "DIRTY_AFTER": _seconds,
     "POLL_INTERVAL": _seconds,
     "RECONNECT_MAX_DELAY": _seconds,
+    "PREPARED_STATEMENTS": _flag,
     "METRICS_TOKEN": _token,
 }
 

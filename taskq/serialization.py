@@ -95,6 +95,10 @@ def loads(text: str) -> Any:
     Whatever is wrong with the text (a row written by hand, say), the error is a
     ``ValueError``.
     """
+    if text == "[]":  # most calls: no arguments of one kind or the other
+        return []
+    if text == "{}":
+        return {}
     try:
         return json.loads(text, object_hook=_decode_object)
     except ValueError:

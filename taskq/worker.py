@@ -47,6 +47,8 @@ logger = logging.getLogger("taskq.worker")
 
 #: Errors that mean "the database is unreachable right now", worth waiting out.
 CONNECTION_ERRORS = (OperationalError, InterfaceError)
+#: Added to a sleep until an ETA, so that the claim after it finds the task due.
+ETA_MARGIN = 0.002
 #: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
 FORGET_WORKERS_AFTER = timedelta(hours=1)
 
@@ -323,11 +325,23 @@ class Worker:
                 # a locked SQLite file; --burst exits only when nothing is due at all.
                 if self.burst and not self.anything_due():
                     return 0
-                self.wake.wait(settings.POLL_INTERVAL * random.uniform(0.5, 1.5))
+                self.idle()
                 continue
             self.process(claim)
             self.processed += 1
         return 0
+
+    def idle(self) -> None:
+        """Wait for work: a poll interval (with jitter), or until the next ETA if that
+        comes sooner, or until the database announces a task."""
+        timeout = settings.POLL_INTERVAL * random.uniform(0.5, 1.5)
+        try:
+            soon = self.strategy.next_due_in(self.queues, timeout)
+            if soon is not None:
+                timeout = soon + ETA_MARGIN
+            self.strategy.wait_for_work(self.queues, timeout, self.wake)
+        except CONNECTION_ERRORS as error:
+            self.wait_for_database(error)
 
     def database_answers(self) -> bool:
         """Return whether the database answers a trivial query on this connection."""

@@ -8,6 +8,7 @@ database, so they live here; strategies override only ``claim``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 
-from taskq.clock import database_now
+from taskq.clock import DatabaseNow, database_now
 from taskq.models import Task
 
 #: The columns a claim returns, in this order, followed by whether it has expired.
@@ -85,6 +86,36 @@ class ClaimStrategy:
 
         "Due" is judged by the database's clock (``taskq.clock``)."""
         raise NotImplementedError("subclasses of ClaimStrategy must provide a claim() method")
+
+    def next_due_in(self, queues: Sequence[str], within: float) -> float | None:
+        """Return the seconds, by the database's clock, until the earliest queued task
+        of ``queues`` that falls due in the next ``within`` seconds; ``None`` if none.
+
+        An idle worker sleeps exactly that long, so a task starts at its ETA, not up to
+        a poll interval later. The window keeps the scan of the ``(state, eta)`` index
+        short, however many tasks wait further in the future.
+        """
+        row = (
+            Task.objects.using(self.using)
+            .queued()
+            .filter(queue__in=queues, eta__gt=database_now(), eta__lte=database_now(within))
+            .annotate(now=DatabaseNow())
+            .order_by("eta")
+            .values_list("eta", "now")
+            .first()
+        )
+        if row is None:
+            return None
+        eta, now = row
+        return max(0.0, (eta - now).total_seconds())
+
+    def wait_for_work(
+        self, queues: Sequence[str], timeout: float, interrupt: threading.Event
+    ) -> None:
+        """Return once ``timeout`` seconds have passed or ``interrupt`` is set; strategies
+        whose database can announce new tasks return sooner, when ``queues`` may have
+        one. Either way the worker then claims again: a wake-up is only a hint."""
+        interrupt.wait(timeout)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int

@@ -1,6 +1,12 @@
 """PostgreSQL: the whole claim in one ``UPDATE … RETURNING`` round trip, and the delete
 of the task that just succeeded together with the next claim in one statement.
 
+Both statements are prepared once per connection (server-side binding): planning the
+claim costs about as much as running it. Django turns psycopg's automatic preparation
+off for the sake of transaction-pooling PgBouncers older than 1.21; set
+``TASKQ_PREPARED_STATEMENTS = False`` behind one of those. An idle worker ``LISTEN``s
+(``taskq.wakeup``) while it waits, so a new task wakes it at once.
+
 The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1 FOR UPDATE
 SKIP LOCKED)``): an ``IN (…)`` could let the planner turn it into a join that locks and
 updates more rows than the limit. ``state`` is compared with a literal so the planner
@@ -10,15 +16,40 @@ order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from taskq.backends.base import CLAIM_FIELDS, Claim
 from taskq.backends.skip_locked import SkipLockedStrategy
+from taskq.conf import settings
 from taskq.models import Task
+from taskq.wakeup import CHANNEL
+
+try:
+    import psycopg
+except ImportError:  # psycopg2, or no PostgreSQL driver at all
+    psycopg = None
+
+#: A ``prepare_threshold`` no statement reaches by repetition.
+ONLY_WHEN_ASKED = 2**62
+PreparingCursor: Any = None
+# psycopg before 3.2 cannot time out a wait for notifications: it only polls.
+if psycopg is not None and tuple(map(int, psycopg.__version__.split(".")[:2])) >= (3, 2):
+
+    class PreparingCursor(psycopg.Cursor):  # type: ignore[no-redef,type-arg]
+        """A server-binding cursor that prepares every statement it runs."""
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("prepare", True)
+            return super().execute(query, params, **kwargs)
 
 
+@lru_cache
 def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     """Return the claim for ``queue_count`` queues; only placeholders carry values."""
     table = quote(Task._meta.db_table)
@@ -36,6 +67,7 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     )
 
 
+@lru_cache
 def _complete_and_claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     """Return the delete of a succeeded task and the next claim as one statement.
 
@@ -60,9 +92,14 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return connection.vendor == "postgresql" and super().is_supported(connection)
 
+    def __init__(self, using: str) -> None:
+        super().__init__(using)
+        #: The driver connection this worker LISTENs on (a new one after a reconnect).
+        self.listening_on: Any = None
+
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         sql = _claim_sql(self.connection.ops.quote_name, len(queues))
-        with self.connection.cursor() as cursor:
+        with self.prepared_cursor() as cursor:
             cursor.execute(sql, [worker_id, *queues])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
@@ -71,7 +108,47 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
         sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues))
-        with self.connection.cursor() as cursor:
+        with self.prepared_cursor() as cursor:
             cursor.execute(sql, [done.id, done.version, worker_id, *queues])
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
+
+    @contextmanager
+    def prepared_cursor(self) -> Iterator[Any]:
+        """Django's cursor wrapper (errors, debug log, execute wrappers) around a psycopg
+        cursor that binds on the server and prepares every statement it runs."""
+        connection = self.connection
+        if PreparingCursor is None or not settings.PREPARED_STATEMENTS:
+            with connection.cursor() as cursor:
+                yield cursor
+            return
+        connection.ensure_connection()
+        driver = connection.connection
+        if driver.prepare_threshold is None:
+            # Django's default turns preparation off, explicit requests too. Allow only
+            # explicit ones: other statements on this connection stay unprepared.
+            driver.prepare_threshold = ONLY_WHEN_ASKED
+        with connection.wrap_database_errors:
+            raw = PreparingCursor(driver)
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
+            yield cursor
+
+    def wait_for_work(
+        self, queues: Sequence[str], timeout: float, interrupt: threading.Event
+    ) -> None:
+        """Wait for a ``NOTIFY`` naming one of ``queues``, at most ``timeout`` seconds.
+
+        A stop signal is seen when the wait ends, a fraction of a second later."""
+        connection = self.connection
+        if PreparingCursor is None or interrupt.is_set():  # psycopg2: poll
+            return super().wait_for_work(queues, timeout, interrupt)
+        connection.ensure_connection()
+        if self.listening_on is not connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {connection.ops.quote_name(CHANNEL)}")
+            self.listening_on = connection.connection
+        with connection.wrap_database_errors:
+            for notice in connection.connection.notifies(timeout=timeout):
+                if notice.payload in queues:
+                    return
