@@ -2,18 +2,25 @@
 
 ``snapshot()`` is one grouped query over the task table, one for the oldest pending
 task and one over the worker table; read it from the Django shell or export it
-(``taskq_stats``, ``taskq.prometheus``, the view in ``taskq.urls``).
+(``taskq_stats``, ``taskq.prometheus``, the view in ``taskq.urls``). Its counts are
+exact, so it reads every row: about two seconds for two million rows on MariaDB.
+
+``bounded_counts()`` is what the admin's summary page shows: the same table of counts,
+exact where that is cheap, and otherwise a lower bound or the query planner's estimate,
+each marked as such (``Tally``). Its cost does not grow with the number of tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Min, Q, Value, When
+from django.db.models import Case, Count, IntegerField, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from taskq.backends.estimates import estimated_count
 from taskq.clock import database_now
-from taskq.models import Task, Worker, dirty_cutoff, dirty_q
+from taskq.models import Task, TaskQuerySet, Worker, dirty_cutoff, dirty_q
 
 GROUPS = ("failed", "dirty", "active", "pending", "future")
 #: What ``live_workers`` reports of each worker row.
@@ -29,8 +36,37 @@ LIVE_WORKER_FIELDS = (
 )
 
 
+#: ``bounded_counts()`` counts a whole group exactly up to this many tasks (an index-only
+#: scan of this many entries takes about 70 ms on MariaDB), ...
+TOTAL_COUNTED_UP_TO = 200_000
+#: ... and one group's tasks of one queue or task name up to this many.
+CELL_COUNTED_UP_TO = 10_000
+
+
 def _empty() -> dict[str, int]:
     return dict.fromkeys(GROUPS, 0)
+
+
+def _group_case() -> Case:
+    """Return the expression of a task's group: its index in ``GROUPS``."""
+    return Case(
+        When(state=Task.State.FAILED, then=Value(0)),
+        When(Q(state=Task.State.STARTED) & dirty_q(), then=Value(1)),
+        When(state=Task.State.STARTED, then=Value(2)),
+        When(eta__lte=database_now(), then=Value(3)),  # as pending() judges it
+        default=Value(4),
+        output_field=IntegerField(),
+    )
+
+
+def _grouped(tasks: QuerySet[Any]) -> QuerySet[Any]:
+    """Return rows of queue, name, group and count: one grouped query over ``tasks``."""
+    return (
+        tasks.annotate(group=_group_case())
+        .values("queue", "name", "group")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
 
 
 def snapshot(using: str | None = None) -> dict[str, Any]:
@@ -46,32 +82,27 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     """
     now = timezone.now()
     tasks_table = Task.objects.using(using)  # None: the routers choose
-    group = Case(
-        When(state=Task.State.FAILED, then=Value(0)),
-        When(Q(state=Task.State.STARTED) & dirty_q(), then=Value(1)),
-        When(state=Task.State.STARTED, then=Value(2)),
-        When(eta__lte=database_now(), then=Value(3)),  # as pending() judges it
-        default=Value(4),
-        output_field=IntegerField(),
-    )
-    rows = (
-        tasks_table.annotate(group=group)
-        .values("queue", "name", "group")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
     result: dict[str, Any] = _empty()
     queues: dict[str, dict[str, int]] = {}
     tasks: dict[str, dict[str, int]] = {}
-    for row in rows:
+    for row in _grouped(tasks_table):
         name = GROUPS[row["group"]]
         result[name] += row["count"]
         queues.setdefault(row["queue"], _empty())[name] += row["count"]
         tasks.setdefault(row["name"], _empty())[name] += row["count"]
-    oldest = tasks_table.pending().aggregate(oldest=Min("eta"))["oldest"]
     result["queues"] = queues
     result["tasks"] = tasks
-    result["oldest_pending_age"] = (now - oldest).total_seconds() if oldest else None
+    result["oldest_pending_age"] = _oldest_pending_age(tasks_table, now)
+    result.update(_live_workers(using, now))
+    return result
+
+
+def _oldest_pending_age(tasks_table: TaskQuerySet, now: Any) -> float | None:
+    oldest = tasks_table.pending().aggregate(oldest=Min("eta"))["oldest"]
+    return (now - oldest).total_seconds() if oldest else None
+
+
+def _live_workers(using: str | None, now: Any) -> dict[str, Any]:
     workers_table = Worker.objects.using(using)
     live = [
         {
@@ -88,6 +119,107 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
         .order_by("ident")
         .values(*LIVE_WORKER_FIELDS)
     ]
-    result["workers"] = len(live)
-    result["live_workers"] = live
-    return result
+    return {"workers": len(live), "live_workers": live}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A count as ``bounded_counts()`` knows it: exact, a lower bound or an estimate."""
+
+    value: int
+    #: "exact"; "at least" (counting stopped at ``value``); "estimate" (the planner's).
+    kind: str = "exact"
+
+    @property
+    def exact(self) -> bool:
+        return self.kind == "exact"
+
+    def __str__(self) -> str:
+        return {"exact": "", "at least": "≥ ", "estimate": "≈ "}[self.kind] + str(self.value)
+
+
+ZERO = Tally(0)
+
+
+def _count_up_to(tasks: QuerySet[Any], limit: int) -> Tally:
+    """Count ``tasks`` exactly, reading no more than ``limit`` of them."""
+    counted = tasks.order_by()[:limit].count()  # COUNT(*) over a LIMIT subquery
+    return Tally(counted, "exact" if counted < limit else "at least")
+
+
+def _group_total(tasks: QuerySet[Any]) -> Tally:
+    """Count a group exactly up to ``TOTAL_COUNTED_UP_TO``; past that, the estimate."""
+    estimate = estimated_count(tasks)
+    if estimate is None:  # SQLite: no planner estimate to fall back on
+        return Tally(tasks.count())
+    if estimate < 4 * TOTAL_COUNTED_UP_TO:  # else counting would surely stop short
+        tally = _count_up_to(tasks, TOTAL_COUNTED_UP_TO)
+        if tally.exact or estimate <= tally.value:
+            return tally
+    return Tally(estimate, "estimate")
+
+
+def bounded_counts(using: str | None = None) -> dict[str, Any]:
+    """Return ``snapshot()``'s counts at a cost that does not grow with the table.
+
+    ``{"failed": Tally, ..., "queues": {"default": {"failed": Tally, ...}},
+    "tasks": {...}, "oldest_pending_age": ..., "workers": ..., "live_workers": [...]}``.
+    The tasks of a state (failed, started, queued) are counted exactly in one grouped
+    query when the planner expects fewer than ``CELL_COUNTED_UP_TO`` of them. A bigger
+    group's total is counted up to ``TOTAL_COUNTED_UP_TO`` and then estimated by the
+    planner; its count per queue and per name is exact when the total is, and otherwise
+    stops at ``CELL_COUNTED_UP_TO`` ("at least"). Queues and names come from
+    ``TaskQuerySet.values_in_state``, through indexes.
+    """
+    now = timezone.now()
+    tasks_table = Task.objects.using(using)
+    totals: dict[str, Tally] = dict.fromkeys(GROUPS, ZERO)
+    breakdowns: dict[str, dict[str, dict[str, Tally]]] = {"queue": {}, "name": {}}
+
+    def row_of(column: str, value: str) -> dict[str, Tally]:
+        return breakdowns[column].setdefault(value, dict.fromkeys(GROUPS, ZERO))
+
+    members = {
+        Task.State.FAILED: ["failed"],
+        Task.State.STARTED: ["dirty", "active"],
+        Task.State.QUEUED: ["pending", "future"],
+    }
+    for state, groups in members.items():
+        in_state = tasks_table.filter(state=state)
+        estimate = estimated_count(in_state)
+        if estimate is None or estimate < CELL_COUNTED_UP_TO:
+            exact: dict[str, int] = {}
+            per: dict[str, dict[tuple[str, str], int]] = {"queue": {}, "name": {}}
+            for row in _grouped(in_state):
+                group = GROUPS[row["group"]]
+                exact[group] = exact.get(group, 0) + row["count"]
+                for column in ("queue", "name"):
+                    key = (row[column], group)
+                    per[column][key] = per[column].get(key, 0) + row["count"]
+            for group, count in exact.items():
+                totals[group] = Tally(count)
+            for column, counts in per.items():
+                for (value, group), count in counts.items():
+                    row_of(column, value)[group] = Tally(count)
+            continue
+        values = {
+            column: tasks_table.values_in_state(state, column) for column in ("queue", "name")
+        }
+        for group in groups:
+            tasks = getattr(tasks_table, group)()
+            total = totals[group] = _group_total(tasks)
+            # Below the total's own limit every count per value is exact too, and
+            # together they read at most the group's tasks once per column.
+            limit = total.value + 1 if total.exact else CELL_COUNTED_UP_TO
+            for column, column_values in values.items():
+                for value in column_values:
+                    row = row_of(column, value)
+                    if total != ZERO:
+                        row[group] = _count_up_to(tasks.filter(**{column: value}), limit)
+    return {
+        **totals,
+        "queues": breakdowns["queue"],
+        "tasks": breakdowns["name"],
+        "oldest_pending_age": _oldest_pending_age(tasks_table, now),
+        **_live_workers(using, now),
+    }

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from taskq import metrics
 from taskq.backends.estimates import estimated_count
 from taskq.enqueue import Call, enqueue_many
 from taskq.models import Task, Worker
@@ -279,3 +280,35 @@ def test_the_shell_api_mirrors_the_actions(tasks):
     assert Task.objects.future().run_now() == 1
     assert Task.objects.pending().count() == 4
     assert Task.objects.active().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # ANALYZE TABLE commits on MySQL
+def test_the_summary_counts_a_big_table_within_bounds(admin_client, monkeypatch):
+    enqueue_many(
+        Call("test_matrix.testapp.tasks.noop", eta=timezone.now() - dt.timedelta(seconds=i))
+        for i in range(30_000)
+    )
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ANALYZE " + ("TABLE " if connection.vendor == "mysql" else "") + "taskq_task"
+            )
+    summary = reverse("admin:taskq_summary_changelist")
+    # Below TOTAL_COUNTED_UP_TO a group, and each of its queues, is counted exactly.
+    assert '<td class="taskq-pending">30000</td>' in admin_client.get(summary).text
+
+    monkeypatch.setattr(metrics, "TOTAL_COUNTED_UP_TO", 1_000)
+    counts = metrics.bounded_counts()
+    if connection.vendor == "sqlite":  # no estimate: exact, as before
+        assert counts["pending"] == metrics.Tally(30_000)
+        return
+    assert counts["pending"].kind == "estimate", counts["pending"]
+    assert 12_000 <= counts["pending"].value <= 60_000
+    assert counts["queues"]["default"]["pending"] == metrics.Tally(10_000, "at least")
+    assert counts["tasks"]["test_matrix.testapp.tasks.noop"]["future"] == metrics.Tally(0)
+    with CaptureQueriesContext(connection) as queries:
+        text = admin_client.get(summary).text
+    assert "≈ " in text and "≥ 10000" in text and "the database's estimate" in text
+    grouped = [q["sql"] for q in queries if "GROUP BY" in q["sql"].upper()]
+    # Only the small states (failed, started) are counted in one grouped query.
+    assert grouped and all(re.search(r"state.? = [12] GROUP BY", sql) for sql in grouped)
