@@ -9,7 +9,7 @@ the database's clock, as taskq's claims do.
 - PostgreSQL: one statement, ``WITH done AS (DELETE … RETURNING 1), claimed AS
   (UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …) SELECT …``.
 - MariaDB: ``START TRANSACTION``, the fenced ``DELETE``, ``SELECT … FOR UPDATE SKIP
-  LOCKED``, ``UPDATE``, ``COMMIT``.
+  LOCKED``, ``UPDATE``, ``COMMIT``, in READ COMMITTED as Django's connections are.
 - SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, read the first due row, ``UPDATE …
   WHERE id AND version``, ``COMMIT``; WAL and a 20 s busy timeout, as taskq's
   connections have.
@@ -114,6 +114,11 @@ def step(
 
 def client(vendor: str, worker_id: int, barrier: Any, results: Any) -> None:
     connection = databases.connect(vendor, databases.TASKQ_NAME)
+    if vendor == "mysql":
+        # The session taskq's worker has: Django opens MySQL connections in READ
+        # COMMITTED. MariaDB's own default, REPEATABLE READ, runs this loop about 20 %
+        # faster (gap locks cost less than a read view per statement, here).
+        connection.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     finished = 0
     barrier.wait()
     deleted, claimed = step(vendor, connection, None, worker_id)

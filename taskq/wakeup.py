@@ -35,7 +35,7 @@ def notify(using: str, queues: Iterable[str]) -> None:
     wanted = set(queues)
     if connection.in_atomic_block:
         marker, sent = _sent.get(connection, (None, set()))
-        if not any(callback is marker for _, callback, _ in connection.run_on_commit):
+        if not any(entry[1] is marker for entry in connection.run_on_commit):
             marker, sent = (lambda: None), set()
             connection.on_commit(marker)
             _sent[connection] = (marker, sent)
@@ -45,5 +45,6 @@ def notify(using: str, queues: Iterable[str]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_notify(%s, queue) FROM unnest(%s::text[]) AS queue", [CHANNEL, sorted(wanted)]
+            "SELECT pg_notify(%s, queue) FROM unnest(%s::text[]) AS queue",
+            [CHANNEL, sorted(wanted)],
         )

@@ -65,6 +65,7 @@ def test_defaults():
         ("TASKQ_IMPORTS", ["ok", 3], "TASKQ_IMPORTS holds 3, which is not a module path"),
         ("TASKQ_DEFAULT_QUEUE", "", "TASKQ_DEFAULT_QUEUE must be a queue name of 1 to 100"),
         ("TASKQ_CLAIM_STRATEGY", 1.5, "TASKQ_CLAIM_STRATEGY must be None, a short name"),
+        ("TASKQ_PREPARED_STATEMENTS", "yes", "TASKQ_PREPARED_STATEMENTS must be True or False"),
     ],
 )
 def test_a_malformed_setting_names_itself_and_the_value(name, value, message):

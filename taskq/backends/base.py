@@ -138,8 +138,18 @@ class ClaimStrategy:
 
     def complete(self, claim: Claim) -> bool:
         """Delete the task: it succeeded, or it expired and must not run."""
-        deleted, _ = self._claimed(claim).delete()
-        return deleted == 1
+        with self.connection.cursor() as cursor:
+            return self.delete_claimed(cursor, claim)
+
+    def delete_claimed(self, cursor: Any, claim: Claim) -> bool:
+        """Delete the claimed row with ``cursor``, in plain SQL: a queryset's
+        ``delete()`` costs more than the statement itself, on every task."""
+        table = self.connection.ops.quote_name(Task._meta.db_table)
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id = %s AND version = %s AND state = %s",
+            [claim.id, claim.version, Task.State.STARTED],
+        )
+        return cursor.rowcount == 1
 
     def retry(self, claim: Claim, eta: datetime | Any, error: str) -> bool:
         """Queue the task again for ``eta`` (a datetime or a database-clock expression),

@@ -45,14 +45,8 @@ class MySQLStrategy(SkipLockedStrategy):
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
-        table = self.connection.ops.quote_name(Task._meta.db_table)
         with self.transaction() as cursor:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE id = %s AND version = %s AND state = %s",
-                [done.id, done.version, Task.State.STARTED],
-            )
-            deleted = cursor.rowcount
-            return deleted == 1, self.claim_in(cursor, queues, worker_id)
+            return self.delete_claimed(cursor, done), self.claim_in(cursor, queues, worker_id)
 
     def claim_in(self, cursor: Any, queues: Sequence[str], worker_id: int) -> Claim | None:
         select, params, update = self.compiled(tuple(queues))

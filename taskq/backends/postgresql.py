@@ -30,6 +30,7 @@ from taskq.conf import settings
 from taskq.models import Task
 from taskq.wakeup import CHANNEL
 
+psycopg: Any
 try:
     import psycopg
 except ImportError:  # psycopg2, or no PostgreSQL driver at all
@@ -41,7 +42,7 @@ PreparingCursor: Any = None
 # psycopg before 3.2 cannot time out a wait for notifications: it only polls.
 if psycopg is not None and tuple(map(int, psycopg.__version__.split(".")[:2])) >= (3, 2):
 
-    class PreparingCursor(psycopg.Cursor):  # type: ignore[no-redef,type-arg]
+    class PreparingCursor(psycopg.Cursor):  # type: ignore[no-redef]
         """A server-binding cursor that prepares every statement it runs."""
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ extra workers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import OperationalError
@@ -33,7 +34,8 @@ def prepare_connection(connection: BaseDatabaseWrapper) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
 
 
-def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
+@lru_cache
+def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> str:
     """Return the claim as one ``UPDATE … RETURNING`` (SQLite ≥ 3.35).
 
     SQLite has one writer, so a single statement needs no compare-and-set. ``INDEXED
@@ -44,7 +46,7 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     table = quote(Task._meta.db_table)
     index = quote(CLAIM_INDEX)
     # The same clock as taskq.clock.DatabaseNow: local time when USE_TZ is off.
-    local = "" if settings.USE_TZ else ", 'localtime'"
+    local = "" if use_tz else ", 'localtime'"
     now = f"STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW'{local})"
     returning = ", ".join(quote(name) for name in CLAIM_FIELDS)
     return (
@@ -68,7 +70,7 @@ class SQLiteStrategy(OptimisticStrategy):
         try:
             if not self.connection.features.can_return_columns_from_insert:
                 return super().claim(queues, worker_id)
-            sql = _claim_sql(self.connection.ops.quote_name, len(queues))
+            sql = _claim_sql(self.connection.ops.quote_name, len(queues), settings.USE_TZ)
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, [worker_id, *queues])
                 row = cursor.fetchone()
