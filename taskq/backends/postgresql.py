@@ -16,6 +16,7 @@ order.
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,8 +40,7 @@ except ImportError:  # psycopg2, or no PostgreSQL driver at all
 #: A ``prepare_threshold`` no statement reaches by repetition.
 ONLY_WHEN_ASKED = 2**62
 PreparingCursor: Any = None
-# psycopg before 3.2 cannot time out a wait for notifications: it only polls.
-if psycopg is not None and tuple(map(int, psycopg.__version__.split(".")[:2])) >= (3, 2):
+if psycopg is not None:
 
     class PreparingCursor(psycopg.Cursor):  # type: ignore[no-redef]
         """A server-binding cursor that prepares every statement it runs."""
@@ -97,6 +97,10 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         super().__init__(using)
         #: The driver connection this worker LISTENs on (a new one after a reconnect).
         self.listening_on: Any = None
+        #: The queues this worker waits for, and whether one was named since it last
+        #: waited.
+        self.queues: set[str] = set()
+        self.hinted = False
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         sql = _claim_sql(self.connection.ops.quote_name, len(queues))
@@ -138,18 +142,31 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     def wait_for_work(
         self, queues: Sequence[str], timeout: float, interrupt: threading.Event
     ) -> None:
-        """Wait for a ``NOTIFY`` naming one of ``queues``, at most ``timeout`` seconds.
+        """Wait at most ``timeout`` seconds for a ``NOTIFY`` naming one of ``queues``.
 
-        A stop signal is seen when the wait ends, a fraction of a second later."""
-        connection = self.connection
+        Notifications reach a handler that only raises a flag, whenever the driver
+        reads them (during a claim, too): psycopg's own backlog would keep every one
+        of them for as long as the worker is busy. Idle, the worker waits for its
+        socket to become readable; the next claim reads what arrived. A stop signal is
+        seen when the wait ends, a fraction of a second later.
+        """
         if PreparingCursor is None or interrupt.is_set():  # psycopg2: poll
             return super().wait_for_work(queues, timeout, interrupt)
+        connection = self.connection
         connection.ensure_connection()
-        if self.listening_on is not connection.connection:
+        driver = connection.connection
+        if self.listening_on is not driver:
+            self.hinted = False
+            driver.add_notify_handler(lambda notice: self.hint(notice.payload))
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {connection.ops.quote_name(CHANNEL)}")
-            self.listening_on = connection.connection
-        with connection.wrap_database_errors:
-            for notice in connection.connection.notifies(timeout=timeout):
-                if notice.payload in queues:
-                    return
+            self.listening_on = driver
+        self.queues = set(queues)
+        if self.hinted:
+            self.hinted = False
+            return
+        select.select([driver.fileno()], [], [], timeout)
+
+    def hint(self, queue: str) -> None:
+        if queue in self.queues:
+            self.hinted = True
