@@ -44,7 +44,12 @@ EXACT_COUNT_BELOW = 10_000
 
 
 class EstimatedCountPaginator(Paginator):
-    """Count exactly when few rows match, else trust the query planner's estimate."""
+    """Count exactly when few rows match, else trust the query planner's estimate.
+
+    ``estimated`` says which, and the list's pagination marks an estimate with "≈".
+    """
+
+    estimated = False
 
     @cached_property
     def count(self) -> int:
@@ -52,6 +57,7 @@ class EstimatedCountPaginator(Paginator):
         estimate = estimated_count(rows) if isinstance(rows, QuerySet) else None
         if estimate is None or estimate < EXACT_COUNT_BELOW:
             return super().count
+        self.estimated = True
         return estimate
 
 
