@@ -144,17 +144,28 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.queued().update(eta=database_now())
 
     def retry(self) -> int:
-        """Put failed or dirty tasks back in the queue, due now; return how many.
+        """Put failed or dirty tasks back in the queue, due now; return how many."""
+        return self.exclude(state=Task.State.QUEUED).requeue(database_now())
+
+    def requeue(self, eta: Any = None, *, error: str | None = None, retried: bool = False) -> int:
+        """Queue these rows again, due at ``eta`` (``None``: keep their ETA), counting
+        one more retry if ``retried``; return how many.
 
         The version is bumped, so a worker that still holds an old claim on one of
-        them can no longer complete, retry or fail it.
+        them can no longer complete, retry or fail it. Every re-queue goes through here.
         """
-        return self.exclude(state=Task.State.QUEUED).update(
-            state=Task.State.QUEUED,
-            eta=database_now(),
-            version=F("version") + 1,
-            worker=None,
-        )
+        changes: dict[str, Any] = {
+            "state": Task.State.QUEUED,
+            "version": F("version") + 1,
+            "worker": None,
+        }
+        if eta is not None:
+            changes["eta"] = eta
+        if error is not None:
+            changes["error"] = error
+        if retried:
+            changes["retries"] = F("retries") + 1
+        return self.update(**changes)
 
 
 def dirty_cutoff() -> Any:

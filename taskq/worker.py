@@ -32,7 +32,6 @@ from django.db import (
     connections,
     reset_queries,
 )
-from django.db.models import F
 
 from taskq import registry, serialization, signals
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
@@ -385,14 +384,7 @@ class Worker:
                 )
                 verb = "failed"
             else:
-                done = row.update(
-                    state=TaskRow.State.QUEUED,
-                    eta=database_now(),
-                    retries=F("retries") + 1,
-                    version=F("version") + 1,
-                    worker=None,
-                    error=reason,
-                )
+                done = row.requeue(database_now(), error=reason, retried=True)
                 verb = "queued again"
             if done:
                 logger.warning("Dirty task %s[%s] %s: %s", name, pk, verb, reason)
@@ -431,7 +423,7 @@ class Worker:
             TaskRow.objects.using(self.using)
             .filter(state=TaskRow.State.STARTED, worker_id=self.row.pk)
             .exclude(pk__in=unrecorded)
-            .update(state=TaskRow.State.QUEUED, version=F("version") + 1, worker=None)
+            .requeue()
         )
         self.claim_unanswered = False
         if released:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from taskq.clock import DatabaseNow, database_now
 from taskq.models import Task
@@ -154,17 +154,7 @@ class ClaimStrategy:
     def retry(self, claim: Claim, eta: datetime | Any, error: str) -> bool:
         """Queue the task again for ``eta`` (a datetime or a database-clock expression),
         counting one more retry."""
-        return (
-            self._claimed(claim).update(
-                state=Task.State.QUEUED,
-                eta=eta,
-                retries=F("retries") + 1,
-                version=F("version") + 1,
-                worker=None,
-                error=error,
-            )
-            == 1
-        )
+        return self._claimed(claim).requeue(eta, error=error, retried=True) == 1
 
     def fail(self, claim: Claim, error: str) -> bool:
         """Mark the task failed, keeping ``error`` (a traceback) for a human to read."""
