@@ -38,9 +38,10 @@ from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.celery import Request, Retry, running
 from taskq.clock import database_now
 from taskq.conf import settings
+from taskq.heartbeat import Heartbeat, Outcomes
 from taskq.models import Task as TaskRow
 from taskq.models import Worker as WorkerRow
-from taskq.models import dirty_q
+from taskq.recovery import requeue_dirty_acks_late
 
 logger = logging.getLogger("taskq.worker")
 
@@ -52,14 +53,6 @@ ETA_MARGIN = 0.002
 FORGET_WORKERS_AFTER = timedelta(hours=1)
 
 
-@dataclass
-class Outcomes:
-    """Tasks this process finished; counted by the worker, written by the heartbeat."""
-
-    succeeded: int = 0
-    failed: int = 0
-
-
 @dataclass(frozen=True)
 class Success:
     """A task that returned, whose row is still to be deleted."""
@@ -67,63 +60,6 @@ class Success:
     claim: Claim
     task: Any
     fields: dict[str, Any]
-
-
-class Heartbeat(threading.Thread):
-    """Write the worker row's heartbeat every interval, on the thread's own connection."""
-
-    def __init__(self, using: str, worker_id: int, interval: float, outcomes: Outcomes) -> None:
-        super().__init__(name="taskq-heartbeat", daemon=True)
-        self.using = using
-        self.worker_id = worker_id
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.outcomes = outcomes
-        #: When (``time.monotonic()``) a heartbeat was last written, and whether the
-        #: latest attempt was.
-        self.last_beat = time.monotonic()
-        self.healthy = True
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                self.beat()
-            self.beat()  # the final counts
-        finally:
-            connections[self.using].close()
-
-    def beat(self) -> None:
-        try:
-            written = (
-                WorkerRow.objects.using(self.using)
-                .filter(pk=self.worker_id)
-                .update(
-                    heartbeat=database_now(),
-                    succeeded=self.outcomes.succeeded,
-                    failed=self.outcomes.failed,
-                )
-            )
-        except Exception as error:  # the thread must not die: the worker relies on it
-            self.healthy = False
-            logger.warning("Heartbeat failed: %s", error)
-            try:
-                connections[self.using].close()
-            except DatabaseError:
-                pass
-            return
-        self.healthy = written == 1
-        if self.healthy:
-            self.last_beat = time.monotonic()
-        else:
-            logger.warning("Heartbeat failed: worker row %s is gone", self.worker_id)
-
-    def silent_for(self) -> float:
-        """Return the seconds since the heartbeat was last written."""
-        return time.monotonic() - self.last_beat
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=self.interval + 5)
 
 
 class Worker:
@@ -306,7 +242,8 @@ class Worker:
             reset_queries()  # DEBUG=True must not grow the worker's memory
             try:
                 if time.monotonic() >= self.next_recovery:
-                    self.requeue_dirty_acks_late()
+                    self.next_recovery = time.monotonic() + settings.DIRTY_AFTER / 2
+                    requeue_dirty_acks_late(self.using)
                 if self.claim_unanswered:
                     self.release_unstarted_claims()
                 if self.succeeded is not None:
@@ -351,43 +288,6 @@ class Worker:
         except CONNECTION_ERRORS:
             connections[self.using].close()
             return False
-
-    def requeue_dirty_acks_late(self) -> None:
-        """Queue again, as one more retry, dirty tasks declared ``acks_late=True``.
-
-        Each row is taken back with a compare-and-set on its version, so however many
-        workers notice it, it is queued again exactly once. Past ``max_retries`` it is
-        failed instead. Other dirty tasks wait for a human.
-        """
-        self.next_recovery = time.monotonic() + settings.DIRTY_AFTER / 2
-        policies = {
-            name: getattr(task, "retry_kwargs", {}).get(
-                "max_retries", getattr(task, "max_retries", None)
-            )
-            for name, task in registry.items()
-            if getattr(task, "acks_late", False)
-        }
-        if not policies:
-            return
-        tasks = TaskRow.objects.using(self.using)
-        dirty = tasks.dirty().filter(name__in=policies)
-        for pk, name, version, retries in dirty.values_list("pk", "name", "version", "retries"):
-            # Still dirty: a worker that came back to life keeps its task.
-            row = tasks.filter(dirty_q(), pk=pk, version=version, state=TaskRow.State.STARTED)
-            limit = policies[name]
-            reason = f"its worker died while it ran (acks_late); attempt {retries + 1}"
-            if limit is not None and retries >= limit:
-                done = row.update(
-                    state=TaskRow.State.FAILED,
-                    error=f"{reason}, and max_retries ({limit}) was reached",
-                    failed_at=database_now(),
-                )
-                verb = "failed"
-            else:
-                done = row.requeue(database_now(), error=reason, retried=True)
-                verb = "queued again"
-            if done:
-                logger.warning("Dirty task %s[%s] %s: %s", name, pk, verb, reason)
 
     def record_success_and_claim(self) -> Claim | None:
         """Delete the task that just succeeded and claim the next one, together."""
