@@ -39,27 +39,40 @@ class MySQLStrategy(SkipLockedStrategy):
         self.statements: dict[tuple[str, ...], tuple[str, list[Any], str]] = {}
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
+        statements = self.compiled(tuple(queues))
         with self.transaction() as cursor:
-            return self.claim_in(cursor, queues, worker_id)
+            return self.claim_in(cursor, statements, worker_id)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
+        statements = self.compiled(tuple(queues))
         with self.transaction() as cursor:
-            return self.delete_claimed(cursor, done), self.claim_in(cursor, queues, worker_id)
+            completed = self.delete_claimed(cursor, done)
+            return completed, self.claim_in(cursor, statements, worker_id)
 
-    def claim_in(self, cursor: Any, queues: Sequence[str], worker_id: int) -> Claim | None:
-        select, params, update = self.compiled(tuple(queues))
+    def claim_in(
+        self, cursor: Any, statements: tuple[str, list[Any], str], worker_id: int
+    ) -> Claim | None:
+        select, params, update = statements
         cursor.execute(select, params)
         row = cursor.fetchone()
         if row is None:
             return None
         claim = Claim.from_row(row)
-        cursor.execute(update, [Task.State.STARTED, worker_id, claim.id])
+        # The row lock makes the fence redundant; it costs nothing and would turn a
+        # lock that failed to hold into an empty claim instead of a second run.
+        cursor.execute(update, [Task.State.STARTED, worker_id, claim.id, claim.version])
+        if cursor.rowcount != 1:
+            return None
         return replace(claim, version=claim.version + 1)
 
     def compiled(self, queues: tuple[str, ...]) -> tuple[str, list[Any], str]:
-        """Return the claim's select (SQL and parameters) and update, compiled once."""
+        """Return the claim's select (SQL and parameters) and update, compiled once.
+
+        Call it before ``START TRANSACTION``: the first time, it opens and commits a
+        transaction of its own, which would end the claim's.
+        """
         if queues not in self.statements:
             due = (
                 Task.objects.using(self.using)
@@ -77,7 +90,8 @@ class MySQLStrategy(SkipLockedStrategy):
             quote = self.connection.ops.quote_name
             update = (
                 f"UPDATE {quote(Task._meta.db_table)} SET state = %s, version = version + 1, "
-                f"worker_id = %s, started_at = {now} WHERE id = %s"
+                f"worker_id = %s, started_at = {now} WHERE id = %s AND version = %s "
+                f"AND state = {Task.State.QUEUED:d}"
             )
             self.statements[queues] = (select, list(params), update)
         return self.statements[queues]
