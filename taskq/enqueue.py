@@ -18,7 +18,6 @@ from taskq import serialization
 from taskq.clock import DatabaseNow, database_now
 from taskq.conf import settings
 from taskq.models import NAME_MAX_LENGTH, PRIORITY_RANGE, QUEUE_MAX_LENGTH, Task
-from taskq.wakeup import notify
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -170,7 +169,6 @@ def enqueue(call: Call) -> Task:
     """Write one task row in the current transaction and return it."""
     task = call.to_row()
     task.save(force_insert=True)
-    notify(cast(str, task._state.db), [task.queue])  # set by the save
     return task
 
 
@@ -187,7 +185,8 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     ``batch_size`` rows per statement, without a ``Task`` instance per call. The
     database's clock is read once: every countdown and ``expires`` in seconds counts
     from that moment, and a call without a due time is due from it. On PostgreSQL the
-    workers of each queue written to are woken when the transaction commits.
+    workers of each queue written to are woken when the transaction commits (by a
+    trigger: see the migration ``0004_notify_trigger``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
@@ -199,7 +198,6 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     insert = _Insert(connections[alias])
     with transaction.atomic(using=alias, savepoint=False):
         insert.write(checked, batch_size)
-        notify(alias, {row.queue for row in checked})
     return len(checked)
 
 

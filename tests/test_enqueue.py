@@ -286,20 +286,21 @@ def test_enqueue_many_in_a_rolled_back_transaction_leaves_no_task():
 
 
 def test_enqueue_many_in_autocommit_writes_all_or_nothing(monkeypatch):
-    # Outside a transaction the batches are still one transaction: a failure in a later
-    # batch takes the earlier ones with it.
-    import taskq.enqueue
+    # Outside a transaction the batches are still one transaction: a failure after
+    # every batch was written takes them all back.
+    from taskq.enqueue import _Insert
 
-    real = taskq.enqueue.notify
+    real = _Insert.write
 
-    def fail(*args):
+    def write_then_fail(self, rows, batch_size):
+        real(self, rows, batch_size)
         raise RuntimeError("after the rows")
 
-    monkeypatch.setattr(taskq.enqueue, "notify", fail)
+    monkeypatch.setattr(_Insert, "write", write_then_fail)
     with pytest.raises(RuntimeError):
         enqueue_many([Call("tests.mail", args=[i]) for i in range(30)], batch_size=10)
     assert Task.objects.count() == 0
-    monkeypatch.setattr(taskq.enqueue, "notify", real)
+    monkeypatch.setattr(_Insert, "write", real)
     assert enqueue_many([Call("tests.mail")]) == 1
 
 
@@ -336,7 +337,7 @@ def listener():
     """A second connection, in autocommit, that LISTENs on taskq's channel."""
     import psycopg
 
-    from taskq.wakeup import CHANNEL
+    from taskq.backends.postgresql import CHANNEL
 
     params = connection.settings_dict
     listening = psycopg.connect(

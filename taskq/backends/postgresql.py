@@ -5,7 +5,9 @@ Both statements are prepared once per connection (server-side binding): planning
 claim costs about as much as running it. Django turns psycopg's automatic preparation
 off for the sake of transaction-pooling PgBouncers older than 1.21; set
 ``TASKQ_PREPARED_STATEMENTS = False`` behind one of those. An idle worker ``LISTEN``s
-(``taskq.wakeup``) while it waits, so a new task wakes it at once.
+while it waits, and a trigger on the task table (migration ``0004_notify_trigger``)
+notifies the queues of every insert when it commits, so a new task wakes it at once.
+The notification is a hint: polling alone finds every task.
 
 The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1 FOR UPDATE
 SKIP LOCKED)``): an ``IN (…)`` could let the planner turn it into a join that locks and
@@ -29,7 +31,6 @@ from taskq.backends.base import CLAIM_FIELDS, Claim
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.conf import settings
 from taskq.models import Task
-from taskq.wakeup import CHANNEL
 
 psycopg: Any
 try:
@@ -37,6 +38,8 @@ try:
 except ImportError:  # psycopg2, or no PostgreSQL driver at all
     psycopg = None
 
+#: The channel the task table's trigger notifies; the payload is a queue name.
+CHANNEL = "taskq"
 #: A ``prepare_threshold`` no statement reaches by repetition.
 ONLY_WHEN_ASKED = 2**62
 PreparingCursor: Any = None
