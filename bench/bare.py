@@ -10,9 +10,9 @@ the database's clock, as taskq's claims do.
   (UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …) SELECT …``.
 - MariaDB: ``START TRANSACTION``, the fenced ``DELETE``, ``SELECT … FOR UPDATE SKIP
   LOCKED``, ``UPDATE``, ``COMMIT``, in READ COMMITTED as Django's connections are.
-- SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, read the first due row, ``UPDATE …
-  WHERE id AND version``, ``COMMIT``; WAL and a 20 s busy timeout, as taskq's
-  connections have.
+- SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, taskq's one-statement claim
+  (``UPDATE … WHERE id = (SELECT … INDEXED BY the claim index …) RETURNING``),
+  ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
 
 The rows are the drain's (queue ``default``, priority 0, due now) in taskq's own table
 and indexes. Clients start together behind a barrier; the clock runs until the last
@@ -59,10 +59,14 @@ MY_TAKE = (
     f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, "
     f"started_at = UTC_TIMESTAMP(6) WHERE id = %s"
 )
-LITE_SELECT = SELECT.format(now=NOW["sqlite"]).replace("%s", "?")
-LITE_TAKE = (
+# taskq's SQLite claim: one UPDATE … RETURNING through the claim index (INDEXED BY:
+# without statistics SQLite would sort every due row instead).
+LITE_CLAIM = (
     f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = ?, "
-    f"started_at = {NOW['sqlite']} WHERE id = ? AND state = 0 AND version = ?"
+    f"started_at = {NOW['sqlite']} WHERE id = (SELECT id FROM {TABLE} "
+    f"INDEXED BY taskq_task_claim WHERE state = 0 AND queue IN (?) "
+    f"AND eta <= {NOW['sqlite']} ORDER BY priority DESC, eta, id LIMIT 1) "
+    f"RETURNING {RETURNING}, COALESCE(expires <= {NOW['sqlite']}, 0)"
 )
 LITE_DELETE = DELETE.replace("%s", "?")
 
@@ -105,11 +109,9 @@ def step(
                 raise
             continue
         deleted = cursor.execute(LITE_DELETE, list(done)).rowcount if done else 0
-        row = cursor.execute(LITE_SELECT, ["default"]).fetchone()
-        if row is not None:
-            cursor.execute(LITE_TAKE, [worker_id, row[0], row[6]])
+        row = cursor.execute(LITE_CLAIM, [worker_id, "default"]).fetchone()
         cursor.execute("COMMIT")
-        return deleted, None if row is None else (row[0], row[6] + 1)
+        return deleted, None if row is None else (row[0], row[6])
 
 
 def client(vendor: str, worker_id: int, barrier: Any, results: Any) -> None:

@@ -89,6 +89,9 @@ def dumps_kwargs(kwargs: Any) -> str:
     return json.dumps(_encode(kwargs, "kwargs"), separators=(",", ":"))
 
 
+_DECODER = json.JSONDecoder(object_hook=_decode_object)
+
+
 def loads(text: str) -> Any:
     """Return the value that ``dumps_args`` or ``dumps_kwargs`` wrote.
 
@@ -100,7 +103,7 @@ def loads(text: str) -> Any:
     if text == "{}":
         return {}
     try:
-        return json.loads(text, object_hook=_decode_object)
+        return _DECODER.decode(text)
     except ValueError:
         raise
     except (TypeError, KeyError, ArithmeticError, RecursionError) as error:

@@ -15,12 +15,11 @@ task (``TaskQuerySet.due``), compiled to SQL once per worker, not once per claim
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from taskq.backends.base import CLAIM_FIELDS, Claim, expired
@@ -30,6 +29,8 @@ from taskq.models import Task
 
 
 class MySQLStrategy(SkipLockedStrategy):
+    begin_sql = "START TRANSACTION"
+
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return connection.vendor == "mysql" and super().is_supported(connection)
@@ -95,22 +96,3 @@ class MySQLStrategy(SkipLockedStrategy):
             )
             self.statements[queues] = (select, list(params), update)
         return self.statements[queues]
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A cursor in a transaction of its own, or in the caller's if one is open."""
-        connection = self.connection
-        with connection.cursor() as cursor:
-            if connection.in_atomic_block:
-                yield cursor
-                return
-            cursor.execute("START TRANSACTION")
-            try:
-                yield cursor
-            except BaseException:
-                try:
-                    cursor.execute("ROLLBACK")
-                except DatabaseError:
-                    pass  # the connection is gone, and the transaction with it
-                raise
-            cursor.execute("COMMIT")

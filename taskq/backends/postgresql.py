@@ -168,7 +168,8 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         if self.hinted:
             self.hinted = False
             return
-        select.select([driver.fileno()], [], [], timeout)
+        with connection.wrap_database_errors:  # a closed connection has no socket
+            select.select([driver.fileno()], [], [], timeout)
 
     def hint(self, queue: str) -> None:
         if queue in self.queues:

@@ -10,7 +10,9 @@ extra workers.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing, suppress
 from functools import lru_cache
 
 from django.conf import settings
@@ -59,12 +61,59 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> s
     )
 
 
+@lru_cache
+def _driver_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> tuple[str, str]:
+    """The fenced delete and the claim with the driver's own placeholders."""
+    table = quote(Task._meta.db_table)
+    delete = f"DELETE FROM {table} WHERE id = ? AND version = ? AND state = ?"
+    claim = _claim_sql(quote, queue_count, use_tz).replace("%s", "?").replace("%%", "%")
+    return delete, claim
+
+
 class SQLiteStrategy(OptimisticStrategy):
     """One ``UPDATE … RETURNING`` where SQLite has it, the optimistic claim before."""
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
         return connection.vendor == "sqlite"
+
+    #: Take the write lock at once: a transaction that reads first and then writes
+    #: could not wait for the lock, it would fail.
+    begin_sql = "BEGIN IMMEDIATE"
+
+    def complete_and_claim(
+        self, done: Claim, queues: Sequence[str], worker_id: int
+    ) -> tuple[bool, Claim | None]:
+        """The fenced delete and the claim in one ``BEGIN IMMEDIATE`` transaction.
+
+        Sent straight to the driver: Django's cursor wrapper costs a fifth of a task's
+        time here. Inside a caller's transaction, and with ``DEBUG``'s query log on,
+        the statements go through Django's cursor instead.
+        """
+        connection = self.connection
+        if not connection.features.can_return_columns_from_insert:
+            return super().complete_and_claim(done, queues, worker_id)
+        quote, use_tz = connection.ops.quote_name, settings.USE_TZ
+        if connection.in_atomic_block or connection.queries_logged:
+            with self.transaction() as cursor:
+                completed = self.delete_claimed(cursor, done)
+                cursor.execute(_claim_sql(quote, len(queues), use_tz), [worker_id, *queues])
+                row = cursor.fetchone()
+        else:
+            delete, claim = _driver_sql(quote, len(queues), use_tz)
+            connection.ensure_connection()
+            with connection.wrap_database_errors, closing(connection.connection.cursor()) as cursor:
+                cursor.execute(self.begin_sql)
+                try:
+                    cursor.execute(delete, (done.id, done.version, Task.State.STARTED))
+                    completed = cursor.rowcount == 1
+                    row = cursor.execute(claim, (worker_id, *queues)).fetchone()
+                except BaseException:
+                    with suppress(sqlite3.Error):  # a broken connection rolled back already
+                        cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+        return completed, None if row is None else Claim.from_row(row)
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         try:
