@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.conf import settings as django_settings
 from django.db import connections, router, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field
-from django.db.models.sql import Query
 from django.utils import timezone
 
 from taskq import serialization
-from taskq.clock import DatabaseNow, database_now
+from taskq.bulk_insert import BulkInsert
+from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.models import NAME_MAX_LENGTH, PRIORITY_RANGE, QUEUE_MAX_LENGTH, Task
 
@@ -172,10 +170,6 @@ def enqueue(call: Call) -> Task:
     return task
 
 
-#: The columns ``enqueue_many`` fills from each call, in ``Checked``'s order.
-_CALL_FIELDS = Checked._fields
-
-
 def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | None = None) -> int:
     """Write many task rows in as few round trips as the database allows; return how many.
 
@@ -195,220 +189,7 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     if not checked:
         return 0
     alias = router.db_for_write(Task) if using is None else using
-    insert = _Insert(connections[alias])
+    insert = BulkInsert(connections[alias], Checked._fields)
     with transaction.atomic(using=alias, savepoint=False):
         insert.write(checked, batch_size)
     return len(checked)
-
-
-class _Insert:
-    """The statements of ``enqueue_many``, built from the model's fields.
-
-    The columns are those of ``Checked``, then every other column but the primary key
-    with its default, computed once per ``enqueue_many`` (``bulk_create`` would compute
-    it per row). Values go through each field's ``get_db_prep_save``, so datetimes are
-    adapted as a save would adapt them on every database.
-    """
-
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        self.connection = connection
-        meta = Task._meta
-        fields = {f.name: f for f in meta.concrete_fields}
-        self.call_fields: list[Field[Any, Any]] = [fields[name] for name in _CALL_FIELDS]
-        self.eta_field, self.expires_field = fields["eta"], fields["expires"]
-        self.default_fields: list[Field[Any, Any]] = [
-            target
-            for target in meta.concrete_fields
-            if target.name not in _CALL_FIELDS
-            and target is not meta.auto_field
-            # Left out, the database fills it.
-            and not (target.has_db_default() and not target.has_default())
-        ]
-        self.defaults = tuple(
-            target.get_db_prep_save(_default(target), connection) for target in self.default_fields
-        )
-        quote_name = connection.ops.quote_name
-        self.table = quote_name(meta.db_table)
-        self.columns = ", ".join(
-            quote_name(cast(str, f.column)) for f in (*self.call_fields, *self.default_fields)
-        )
-        self.prepared: dict[tuple[str, float | datetime], Any] = {}
-
-    def write(self, rows: list[Checked], batch_size: int) -> None:
-        """Write ``rows``, with times relative to the database's clock read now."""
-        self.now = database_clock(self.connection)
-        vendor = self.connection.vendor
-        if vendor == "postgresql":
-            if self.can_copy():
-                self._write_copy(rows, batch_size)
-            else:
-                self._write_unnest(rows, batch_size)
-        elif vendor == "mysql":
-            self._write_mysql(rows, batch_size)
-        else:
-            self._write_values(rows, batch_size)
-
-    def can_copy(self) -> bool:
-        """Whether the driver is psycopg 3, whose ``Cursor.copy`` streams rows (psycopg2
-        has another API)."""
-        with self.connection.cursor() as cursor:
-            return hasattr(cursor.cursor, "copy")
-
-    def default_literals(self) -> list[str]:
-        """The defaults as SQL literals, as the schema editor writes a column's
-        ``DEFAULT``, so that rows carry only what differs between them."""
-        quote_value = self.connection.schema_editor().quote_value
-        literals = ["NULL" if value is None else str(quote_value(value)) for value in self.defaults]
-        # The statements go through the driver's %s formatting.
-        return [literal.replace("%", "%%") for literal in literals]
-
-    def _write_values(self, rows: list[Checked], batch_size: int) -> None:
-        """``INSERT … VALUES (…), (…)``: one statement per batch."""
-        placeholders = ["%s"] * len(self.call_fields) + self.default_literals()
-        placeholder = f"({', '.join(placeholders)})"
-        head = f"INSERT INTO {self.table} ({self.columns}) VALUES "
-        # SQLite (and Oracle) cap the parameters of one statement.
-        size = self.connection.ops.bulk_batch_size(self.call_fields, rows)
-        size = max(1, min(batch_size, size))
-        eta, expires = self.eta_field, self.expires_field
-        sql = ""
-        with self.connection.cursor() as cursor:
-            for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
-                params: list[Any] = []
-                for row in batch:
-                    params += row[:5]
-                    params.append(self._moment(eta, row.eta))
-                    params.append(self._moment(expires, row.expires))
-                if not sql or len(batch) < size:
-                    sql = head + ", ".join([placeholder] * len(batch))
-                cursor.execute(sql, params)
-
-    def _write_mysql(self, rows: list[Checked], batch_size: int) -> None:
-        """MySQL and MariaDB: ``INSERT … VALUES (…), (…)``, one statement per batch.
-
-        mysqlclient has no server-side parameters: it escapes every value into the
-        statement with ``Connection.literal``. Calling it here instead, once per distinct
-        value (most rows share their name, queue, priority, kwargs and due time), is the
-        same text for a fraction of the work.
-        """
-        connection = self.connection
-        connection.ensure_connection()
-        driver = connection.connection
-        encoding = driver.encoding
-        literals: dict[tuple[type, Any], bytes] = {}
-
-        def literal(value: Any) -> bytes:
-            key = (type(value), value)
-            if key not in literals:
-                literals[key] = driver.literal(value)
-            return literals[key]
-
-        head = f"INSERT INTO {self.table} ({self.columns}) VALUES ".encode(encoding)
-        defaults = b"".join(b", " + literal(value) for value in self.defaults) + b")"
-        eta, expires = self.eta_field, self.expires_field
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), batch_size):
-                values = [
-                    b"("
-                    + b", ".join(
-                        (
-                            literal(row.name),
-                            literal(row.queue),
-                            literal(row.priority),
-                            driver.literal(row.args),  # rarely the same twice
-                            literal(row.kwargs),
-                            literal(self._moment(eta, row.eta)),
-                            literal(self._moment(expires, row.expires)),
-                        )
-                    )
-                    + defaults
-                    for row in rows[start : start + batch_size]
-                ]
-                # Text, as Django's execute wrappers expect, and without parameters: no
-                # %-formatting either.
-                cursor.execute((head + b", ".join(values)).decode(encoding))
-
-    def _write_copy(self, rows: list[Checked], batch_size: int) -> None:
-        """PostgreSQL with psycopg 3: ``COPY … FROM STDIN``, one per batch.
-
-        The fastest way in: rows are formatted in C and streamed. ``COPY`` does not go
-        through Django's execute wrappers (nor its debug log of queries).
-        """
-        sql = f"COPY {self.table} ({self.columns}) FROM STDIN"
-        eta, expires = self.eta_field, self.expires_field
-        defaults = self.defaults
-        with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
-            for start in range(0, len(rows), batch_size):
-                with cursor.cursor.copy(sql) as copy:
-                    for row in rows[start : start + batch_size]:
-                        copy.write_row(
-                            (
-                                *row[:5],
-                                self._moment(eta, row.eta),
-                                self._moment(expires, row.expires),
-                                *defaults,
-                            )
-                        )
-
-    def _write_unnest(self, rows: list[Checked], batch_size: int) -> None:
-        """PostgreSQL with psycopg2: ``INSERT … SELECT … FROM UNNEST(array, …)``.
-
-        One array a column, as ``bulk_create`` does since Django 5.2: the statement
-        stays small and is planned in no time, however many rows a batch has.
-        """
-        connection = self.connection
-        arrays = ", ".join(f"(%s)::{_array_type(f, connection)}[]" for f in self.call_fields)
-        selected = ", ".join(["rows.*", *self.default_literals()])
-        sql = (
-            f"INSERT INTO {self.table} ({self.columns}) "
-            f"SELECT {selected} FROM UNNEST({arrays}) AS rows"
-        )
-        eta, expires = self.eta_field, self.expires_field
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), batch_size):
-                batch = rows[start : start + batch_size]
-                columns: list[list[Any]] = [list(column) for column in zip(*batch, strict=True)]
-                columns[5] = [self._moment(eta, value) for value in columns[5]]
-                columns[6] = [self._moment(expires, value) for value in columns[6]]
-                cursor.execute(sql, columns)
-
-    def _moment(self, target: Field[Any, Any], value: float | datetime | None) -> Any:
-        """A checked time as the database value: seconds count from the database's now."""
-        if value is None:
-            return None
-        key = (target.name, value)
-        if key not in self.prepared:
-            moment = value if isinstance(value, datetime) else self.now + timedelta(seconds=value)
-            self.prepared[key] = target.get_db_prep_save(moment, self.connection)
-        return self.prepared[key]
-
-
-def _default(target: Field[Any, Any]) -> Any:
-    if getattr(target, "auto_now", False) or getattr(target, "auto_now_add", False):
-        return timezone.now()
-    return target.get_default()
-
-
-def database_clock(connection: BaseDatabaseWrapper) -> datetime:
-    """Return the database's time now, as Django would read a ``DateTimeField``.
-
-    Aware (in UTC) with ``USE_TZ = True``; in ``TIME_ZONE`` otherwise.
-    """
-    expression = DatabaseNow()
-    compiler = Query(None).get_compiler(connection=connection)
-    sql, params = compiler.compile(expression)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {sql}", params)
-        (value,) = cursor.fetchone()
-    converters = connection.ops.get_db_converters(expression)
-    converters += expression.get_db_converters(connection)
-    for converter in converters:
-        value = converter(value, expression, connection)
-    return value
-
-
-def _array_type(target: Field[Any, Any], connection: BaseDatabaseWrapper) -> str:
-    """The column's type without its size (``varchar``, not ``varchar(200)``), as Django's
-    own ``UNNEST`` does: the values were checked already, and nothing is cut."""
-    return cast(str, target.db_type(connection)).split("(")[0]

@@ -203,7 +203,7 @@ def test_enqueue_many_stores_names_and_queues_as_given():
 
 
 def database_time():
-    from taskq.enqueue import database_clock
+    from taskq.bulk_insert import database_clock
 
     return database_clock(connection)
 
@@ -288,19 +288,19 @@ def test_enqueue_many_in_a_rolled_back_transaction_leaves_no_task():
 def test_enqueue_many_in_autocommit_writes_all_or_nothing(monkeypatch):
     # Outside a transaction the batches are still one transaction: a failure after
     # every batch was written takes them all back.
-    from taskq.enqueue import _Insert
+    from taskq.bulk_insert import BulkInsert
 
-    real = _Insert.write
+    real = BulkInsert.write
 
     def write_then_fail(self, rows, batch_size):
         real(self, rows, batch_size)
         raise RuntimeError("after the rows")
 
-    monkeypatch.setattr(_Insert, "write", write_then_fail)
+    monkeypatch.setattr(BulkInsert, "write", write_then_fail)
     with pytest.raises(RuntimeError):
         enqueue_many([Call("tests.mail", args=[i]) for i in range(30)], batch_size=10)
     assert Task.objects.count() == 0
-    monkeypatch.setattr(_Insert, "write", real)
+    monkeypatch.setattr(BulkInsert, "write", real)
     assert enqueue_many([Call("tests.mail")]) == 1
 
 
@@ -313,9 +313,9 @@ def test_enqueue_many_without_copy_on_postgresql(monkeypatch):
     # psycopg2 has no Cursor.copy: rows go in with INSERT ... SELECT FROM UNNEST.
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    from taskq.enqueue import _Insert
+    from taskq.bulk_insert import BulkInsert
 
-    monkeypatch.setattr(_Insert, "can_copy", lambda self: False)
+    monkeypatch.setattr(BulkInsert, "can_copy", lambda self: False)
     eta = timezone.now() + dt.timedelta(hours=1)
     before = database_time()
     calls = [Call("tests.mail", args=[i], queue=f"q{i % 3}", countdown=i) for i in range(25)]

@@ -104,6 +104,8 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         #: waited.
         self.queues: set[str] = set()
         self.hinted = False
+        #: Read once: no settings lookup per task.
+        self.prepare = PreparingCursor is not None and settings.PREPARED_STATEMENTS
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         sql = _claim_sql(self.connection.ops.quote_name, len(queues))
@@ -126,7 +128,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         """Django's cursor wrapper (errors, debug log, execute wrappers) around a psycopg
         cursor that binds on the server and prepares every statement it runs."""
         connection = self.connection
-        if PreparingCursor is None or not settings.PREPARED_STATEMENTS:
+        if not self.prepare:
             with connection.cursor() as cursor:
                 yield cursor
             return
