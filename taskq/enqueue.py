@@ -6,13 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 from django.conf import settings as django_settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
 from taskq import serialization
-from taskq.bulk_insert import BulkInsert
+from taskq.bulk_insert import BulkInsert, SingleInsert
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.models import NAME_MAX_LENGTH, PRIORITY_RANGE, QUEUE_MAX_LENGTH, Task
@@ -164,10 +165,29 @@ def _moment(value: float | datetime) -> Any:
 
 
 def enqueue(call: Call) -> Task:
-    """Write one task row in the current transaction and return it."""
-    task = call.to_row()
-    task.save(force_insert=True)
-    return task
+    """Write one task row in the current transaction and return it.
+
+    A row due now or at a given moment, without expiry (most calls), is one prepared
+    ``INSERT`` (``SingleInsert``); the rest go through the ORM.
+    """
+    values = call.checked()
+    countdown = not isinstance(values.eta, datetime) and values.eta != 0
+    if countdown or values.expires is not None:
+        task = call.to_row()
+        task.save(force_insert=True)
+        return task
+    using = router.db_for_write(Task)
+    connection = connections[using]
+    key = (using, django_settings.USE_TZ)
+    insert = _single_inserts.get(connection)
+    if insert is None or insert[0] != key:
+        insert = _single_inserts[connection] = (key, SingleInsert(connection, Checked._fields))
+    return insert[1].write(values, using)
+
+
+#: Per connection (so per thread), the statement ``enqueue`` sends, and what it was
+#: built for.
+_single_inserts: WeakKeyDictionary[Any, tuple[tuple[str, bool], SingleInsert]] = WeakKeyDictionary()
 
 
 def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | None = None) -> int:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from taskq import serialization
 from taskq.celery import AsyncResult, shared_task
-from taskq.enqueue import Call, enqueue_many
+from taskq.enqueue import Call, enqueue, enqueue_many
 from taskq.models import Task
 from test_matrix.testapp.tasks import noop, record
 
@@ -43,6 +43,32 @@ def test_delay_writes_one_queued_row_due_now():
     assert serialization.loads(task.kwargs) == {}
     assert before <= task.eta <= timezone.now()
     assert task.expires is None and task.retries == 0
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_the_one_statement_enqueue_writes_the_row_the_orm_would(use_tz):
+    # Due now or at a datetime: one prepared INSERT; with an expiry: the ORM's save.
+    if not use_tz and connection.vendor != "sqlite":
+        pytest.skip("MySQL's and PostgreSQL's time zones are set up for USE_TZ")
+    with override_settings(USE_TZ=use_tz):
+        eta = timezone.now() + dt.timedelta(hours=1)  # naive without USE_TZ
+        fast = [
+            enqueue(Call("tests.mail", args=[1], queue="q", priority=4)),
+            enqueue(Call("tests.mail", args=[1], queue="q", priority=4, eta=eta)),
+        ]
+        orm = enqueue(Call("tests.mail", args=[1], queue="q", priority=4, expires=3600))
+        rows = {row.pk: row for row in Task.objects.all()}
+        columns = [f.attname for f in Task._meta.concrete_fields]
+        skip = {"id", "eta", "expires", "created_at"}
+        for written in fast:
+            row = rows[written.pk]
+            assert {c: getattr(row, c) for c in columns if c not in skip} == {
+                c: getattr(rows[orm.pk], c) for c in columns if c not in skip
+            }
+            assert row.expires is None
+            assert abs(row.created_at - rows[orm.pk].created_at) < dt.timedelta(seconds=5)
+        assert rows[fast[1].pk].eta == eta
+        assert abs(rows[fast[0].pk].eta - rows[orm.pk].eta) < dt.timedelta(seconds=5)
 
 
 def test_task_options_and_explicit_name():
