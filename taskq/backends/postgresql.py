@@ -18,6 +18,7 @@ order.
 
 from __future__ import annotations
 
+import importlib
 import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,8 +34,8 @@ from taskq.conf import settings
 from taskq.models import Task
 
 psycopg: Any
-try:
-    import psycopg
+try:  # imported by name: the driver is an optional extra, and mypy may not have it
+    psycopg = importlib.import_module("psycopg")
 except ImportError:  # psycopg2, or no PostgreSQL driver at all
     psycopg = None
 
