@@ -15,7 +15,6 @@ import random
 import secrets
 import signal
 import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from django.db import (
 )
 
 from taskq import registry, serialization, signals
+from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.celery import Request, Retry, running
 from taskq.clock import database_now
@@ -83,7 +83,8 @@ class Worker:
         self.heartbeat: Heartbeat
         self.row: WorkerRow | None = None
         self.stopping = False
-        self.wake = threading.Event()
+        #: Rung by a stop signal; every wait of the worker's main thread listens to it.
+        self.wake = Alarm()
         self.processed = 0
         self.claim_unanswered = False
         #: When the database first answered while the heartbeat was failing.
@@ -126,6 +127,7 @@ class Worker:
         finally:
             self.heartbeat.stop()
             self.unregister()
+            self.wake.close()
         logger.info("Worker %s stopped after %d tasks", self.ident, self.processed)
         return exit_code
 
@@ -139,7 +141,7 @@ class Worker:
             os._exit(128 + signum)
         logger.info("Signal %s: finishing the current task, then exiting", signum)
         self.stopping = True
-        self.wake.set()
+        self.wake.ring()
 
     def connect(self) -> ClaimStrategy | None:
         """Return the claim strategy, waiting for the database if it is down.

@@ -141,3 +141,16 @@ def test_a_lost_connection_is_logged_and_the_worker_reconnects(workers):
 def test_worker_help_lists_its_options(workers):
     result = workers.run("--help")
     assert result.returncode == 0
+
+
+def test_an_idle_worker_stops_at_once_on_sigterm_however_often_it_polls(workers):
+    # The stop signal rings a self-pipe: threading.Event.set() in a signal handler can
+    # deadlock against the Event.wait() it interrupts, and the worker would never exit.
+    processes = [workers.start(TASKQ_TEST_POLL_INTERVAL="0.001") for _ in range(6)]
+    for process in processes:
+        workers.wait_until_registered(process)
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        assert process.wait(timeout=15) == 0, process.log.read_text()
+        assert "Signal 15: finishing the current task, then exiting" in process.log.read_text()

@@ -8,7 +8,6 @@ database, so they live here; strategies override only ``claim``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
+from taskq.alarm import Alarm
 from taskq.clock import DatabaseNow, database_now
 from taskq.models import Task
 
@@ -110,10 +110,8 @@ class ClaimStrategy:
         eta, now = row
         return max(0.0, (eta - now).total_seconds())
 
-    def wait_for_work(
-        self, queues: Sequence[str], timeout: float, interrupt: threading.Event
-    ) -> None:
-        """Return once ``timeout`` seconds have passed or ``interrupt`` is set; strategies
+    def wait_for_work(self, queues: Sequence[str], timeout: float, interrupt: Alarm) -> None:
+        """Return once ``timeout`` seconds have passed or ``interrupt`` rang; strategies
         whose database can announce new tasks return sooner, when ``queues`` may have
         one. Either way the worker then claims again: a wake-up is only a hint."""
         interrupt.wait(timeout)

@@ -19,8 +19,6 @@ order.
 from __future__ import annotations
 
 import importlib
-import select
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,6 +26,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from taskq.alarm import Alarm
 from taskq.backends.base import CLAIM_FIELDS, Claim
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.conf import settings
@@ -145,16 +144,14 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         with wrap(raw) as cursor:
             yield cursor
 
-    def wait_for_work(
-        self, queues: Sequence[str], timeout: float, interrupt: threading.Event
-    ) -> None:
+    def wait_for_work(self, queues: Sequence[str], timeout: float, interrupt: Alarm) -> None:
         """Wait at most ``timeout`` seconds for a ``NOTIFY`` naming one of ``queues``.
 
         Notifications reach a handler that only raises a flag, whenever the driver
         reads them (during a claim, too): psycopg's own backlog would keep every one
         of them for as long as the worker is busy. Idle, the worker waits for its
         socket to become readable; the next claim reads what arrived. A stop signal is
-        seen when the wait ends, a fraction of a second later.
+        heard at once.
         """
         if PreparingCursor is None or interrupt.is_set():  # psycopg2: poll
             return super().wait_for_work(queues, timeout, interrupt)
@@ -172,7 +169,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
             self.hinted = False
             return
         with connection.wrap_database_errors:  # a closed connection has no socket
-            select.select([driver.fileno()], [], [], timeout)
+            interrupt.wait(timeout, driver.fileno())
 
     def hint(self, queue: str) -> None:
         if queue in self.queues:
