@@ -6,25 +6,23 @@ The semantics follow Celery 5 where Celery has them; what taskq leaves out on pu
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from django.conf import settings as django_settings
-from django.utils import timezone
 
 from taskq import registry, serialization
+from taskq.context import Request, Retry, current_request, running
 from taskq.enqueue import Call, check_moment, enqueue
 from taskq.models import Task
+from taskq.retries import MaxRetriesExceededError, RetryPolicy
 
 __all__ = [
     "AsyncResult",
     "MaxRetriesExceededError",
+    "Request",
     "Retry",
     "Signature",
     "TaskFunction",
@@ -37,97 +35,18 @@ logger = logging.getLogger("taskq.celery")
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: The retry options ``shared_task`` accepts: the fields of ``RetryPolicy``.
+RETRY_OPTIONS = tuple(RetryPolicy.__dataclass_fields__)
 #: The options ``shared_task`` accepts, with Celery's defaults.
 TASK_OPTIONS: dict[str, Any] = {
     "name": None,
     "queue": None,
     "priority": 0,
-    "max_retries": 3,
-    "default_retry_delay": 180,
-    "autoretry_for": (),
-    "dont_autoretry_for": (),
-    "retry_kwargs": {},
-    "retry_backoff": False,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
+    **dict.fromkeys(RETRY_OPTIONS),
     "expires": None,
     "acks_late": False,
 }
 APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
-
-
-class Retry(Exception):
-    """Raised by ``task.retry()``: run the task again ``countdown`` seconds from now
-    (by the database's clock, when a worker records it) or at ``eta``."""
-
-    def __init__(
-        self,
-        exc: BaseException | None,
-        *,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-    ) -> None:
-        if (countdown is None) == (eta is None):
-            raise TypeError("Retry needs exactly one of countdown and eta")
-        #: "in 5s" or "at <eta>", for log lines.
-        self.schedule = f"in {countdown:g}s" if eta is None else f"at {eta.isoformat()}"
-        super().__init__(f"Retry {self.schedule}" + (f": {exc!r}" if exc else ""))
-        self.exc = exc
-        self.countdown = countdown
-        self.eta = eta
-
-    @property
-    def when(self) -> datetime:
-        """The moment of the next run, by this process's clock (for logs and signals)."""
-        if self.eta is not None:
-            return self.eta
-        return timezone.now() + timedelta(seconds=self.countdown or 0)
-
-
-class MaxRetriesExceededError(Exception):
-    """``task.retry()`` without ``exc`` was called once too often."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a running task may ask about its own execution."""
-
-    id: int | None
-    name: str
-    retries: int
-    #: Identity of the worker process running the task; ``None`` when run eagerly.
-    worker: str | None = None
-
-
-_current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
-    "taskq_request", default=None
-)
-
-
-def current_request() -> Request | None:
-    """Return the request of the task running in this context, if any."""
-    return _current_request.get()
-
-
-@contextmanager
-def running(request: Request) -> Iterator[None]:
-    """Make ``request`` the current request while the task body runs."""
-    token = _current_request.set(request)
-    try:
-        yield
-    finally:
-        _current_request.reset(token)
-
-
-def backoff_countdown(factor: int, retries: int, maximum: int, full_jitter: bool) -> int:
-    """Return Celery's exponential back-off: ``min(maximum, factor * 2**retries)``.
-
-    With full jitter the delay is drawn uniformly from 0 to that value.
-    """
-    countdown = min(maximum, factor * 2**retries)
-    if full_jitter:
-        countdown = random.randrange(countdown + 1)
-    return max(0, countdown)
 
 
 class AsyncResult:
@@ -180,16 +99,12 @@ class TaskFunction(Generic[P, R]):
         self.name: str = merged["name"] or f"{run.__module__}.{run.__qualname__}"
         self.queue: str | None = merged["queue"]
         self.priority: int = merged["priority"]
-        self.max_retries: int | None = merged["max_retries"]
-        self.default_retry_delay: float = merged["default_retry_delay"]
-        self.autoretry_for: tuple[type[BaseException], ...] = tuple(merged["autoretry_for"])
-        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(
-            merged["dont_autoretry_for"]
-        )
-        self.retry_kwargs: dict[str, Any] = dict(merged["retry_kwargs"])
-        self.retry_backoff: bool | int = merged["retry_backoff"]
-        self.retry_backoff_max: int = merged["retry_backoff_max"]
-        self.retry_jitter: bool = merged["retry_jitter"]
+        retry_options = {name: options[name] for name in RETRY_OPTIONS if name in options}
+        for name in ("autoretry_for", "dont_autoretry_for"):
+            if name in retry_options:
+                retry_options[name] = tuple(retry_options[name])
+        #: When the task runs again after an error, if ever.
+        self.policy = RetryPolicy(**retry_options)
         self.expires: float | datetime | None = merged["expires"]
         #: Safe to run again: if its worker dies mid-run, the task is queued again.
         self.acks_late: bool = bool(merged["acks_late"])
@@ -201,6 +116,10 @@ class TaskFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
+
+    @property
+    def max_retries(self) -> int | None:
+        return self.policy.max_retries
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.run(*args, **kwargs)
@@ -273,18 +192,11 @@ class TaskFunction(Generic[P, R]):
             return self.run(*args, **kwargs)
         except Retry:
             raise
-        except self.autoretry_for as exc:
-            if self.dont_autoretry_for and isinstance(exc, self.dont_autoretry_for):
+        except BaseException as exc:
+            if not self.policy.retries_automatically(exc):
                 raise
-            options = dict(self.retry_kwargs)
-            if self.retry_backoff:
-                request = current_request()
-                options["countdown"] = backoff_countdown(
-                    factor=int(max(1.0, self.retry_backoff)),
-                    retries=request.retries if request else 0,
-                    maximum=self.retry_backoff_max,
-                    full_jitter=self.retry_jitter,
-                )
+            request = current_request()
+            options = self.policy.automatic_retry_options(request.retries if request else 0)
             self.retry(exc=exc, **options)
             raise  # pragma: no cover  (retry always raises)
 
@@ -305,18 +217,14 @@ class TaskFunction(Generic[P, R]):
         request = current_request()
         if request is None or request.name != self.name:
             raise RuntimeError(f"{self.name}.retry() can only be called while it runs")
-        limit = self.max_retries if max_retries is None else max_retries
-        if limit is not None and request.retries >= limit:
-            if exc is not None:
-                raise exc
-            raise MaxRetriesExceededError(
-                f"Can't retry {self.name}[{request.id}]: max retries ({limit}) exceeded"
-            )
-        if countdown is not None:
-            raise Retry(exc, countdown=countdown)
-        if eta is not None:
-            raise Retry(exc, eta=check_moment("eta", eta))
-        raise Retry(exc, countdown=self.default_retry_delay or 0)
+        raise self.policy.retry(
+            request.retries,
+            exc,
+            countdown=countdown,
+            eta=None if eta is None else check_moment("eta", eta),
+            max_retries=max_retries,
+            label=f"{self.name}[{request.id}]",
+        )
 
 
 class Signature:

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 
-from taskq.conf import _VALIDATORS, settings
+from taskq.conf import TaskqSettings, settings
 
 
 @checks.register()
 def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     """Report every malformed ``TASKQ_*`` setting."""
     errors: list[checks.CheckMessage] = []
-    for name in _VALIDATORS:
+    for setting in TaskqSettings.declared():
         try:
-            getattr(settings, name)
+            setting.__get__(settings)
         except ImproperlyConfigured as error:
             errors.append(checks.Error(str(error), id="taskq.E001"))
     return errors
+
+
+@checks.register()
+def check_unknown_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn about a ``TASKQ_*`` setting taskq does not know: a typo is silently ignored."""
+    known = [setting.name for setting in TaskqSettings.declared()]
+    warnings: list[checks.CheckMessage] = []
+    # The settings object behind the lazy proxy lists every setting, defaults included.
+    for name in sorted(dir(django_settings._wrapped)):  # type: ignore[misc]
+        if name.startswith("TASKQ_") and name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"taskq's settings are {known}"
+            warnings.append(checks.Warning(f"Unknown setting {name}: {hint}", id="taskq.W002"))
+    return warnings
 
 
 @checks.register()

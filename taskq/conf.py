@@ -1,59 +1,68 @@
-"""taskq's settings: typed defaults, read from Django settings on every access.
+"""taskq's settings: one declaration each, read from Django settings on every access.
 
-Nothing is cached, so ``override_settings`` works in tests. A value of the wrong type
-is an ``ImproperlyConfigured`` that names the setting, the value and what was expected.
+Each ``TASKQ_*`` setting is declared once below, with its default, the validator that
+turns a raw value into a typed one (or raises ``ImproperlyConfigured`` naming the
+setting, the value and what was expected) and the line the README's settings table
+shows; the system checks and a test of that table read the same declarations. Nothing
+is cached, so ``override_settings`` works in tests.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from taskq.names import QUEUE_MAX_LENGTH
+
+T = TypeVar("T")
 _MISSING = object()
 
 
-def _seconds(name: str, value: Any) -> float:
+class Setting(Generic[T]):
+    """A ``TASKQ_*`` setting: ``taskq.conf.settings.NAME`` reads and validates it."""
+
+    def __init__(self, default: T, validate: Callable[[str, Any], T], doc: str) -> None:
+        self.default = default
+        self.validate = validate
+        #: The description the README's settings table gives, word for word.
+        self.doc = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = f"TASKQ_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Setting[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> T | Setting[T]:
+        if instance is None:
+            return self
+        value = getattr(django_settings, self.name, _MISSING)
+        if value is _MISSING:
+            return self.default
+        return self.validate(self.name, value)
+
+    @property
+    def default_text(self) -> str:
+        """The default as the README writes it (strings in double quotes)."""
+        return f'"{self.default}"' if isinstance(self.default, str) else repr(self.default)
+
+
+# Validators: (setting name, raw value) -> typed value, or ImproperlyConfigured.
+
+
+def seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ImproperlyConfigured(f"{name} must be a positive number of seconds, not {value!r}.")
     return float(value)
 
 
-class TaskqSettings:
-    """Every ``TASKQ_*`` setting with its default. Read ``taskq.conf.settings.NAME``."""
-
-    #: ``None`` (choose from the connection), a short name or a dotted path to a class.
-    CLAIM_STRATEGY: str | None = None
-    #: Modules the worker imports besides every installed app's ``tasks`` module.
-    IMPORTS: tuple[str, ...] = ()
-    #: Queue used when neither the task nor ``apply_async`` names one.
-    DEFAULT_QUEUE: str = "default"
-    #: Seconds between two heartbeats of a worker process.
-    HEARTBEAT_INTERVAL: float = 1.0
-    #: Seconds without a heartbeat after which a started task is shown as dirty.
-    DIRTY_AFTER: float = 10.0
-    #: Seconds an idle worker waits before it asks for a task again (jitter is added).
-    POLL_INTERVAL: float = 0.1
-    #: Longest wait, in seconds, between two attempts to reach a database that went away.
-    RECONNECT_MAX_DELAY: float = 10.0
-    #: Prepare the claim statements once per connection (PostgreSQL). Turn off behind a
-    #: transaction-pooling PgBouncer older than 1.21.
-    PREPARED_STATEMENTS: bool = True
-    #: Bearer token that may read the metrics view (``taskq.urls``); ``None``: staff only.
-    METRICS_TOKEN: str | None = None
-
-    def __getattribute__(self, name: str) -> Any:
-        if not name.isupper():
-            return super().__getattribute__(name)
-        default = super().__getattribute__(name)
-        value = getattr(django_settings, f"TASKQ_{name}", _MISSING)
-        if value is _MISSING:
-            return default
-        return _VALIDATORS[name](f"TASKQ_{name}", value)
-
-
-def _claim_strategy(name: str, value: Any) -> str | None:
+def claim_strategy(name: str, value: Any) -> str | None:
     if value is not None and not (isinstance(value, str) and value):
         raise ImproperlyConfigured(
             f"{name} must be None, a short name or a dotted path, not {value!r}."
@@ -61,7 +70,7 @@ def _claim_strategy(name: str, value: Any) -> str | None:
     return value
 
 
-def _module_paths(name: str, value: Any) -> tuple[str, ...]:
+def module_paths(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise ImproperlyConfigured(f"{name} must be a list of module paths, not {value!r}.")
     for item in value:
@@ -70,9 +79,7 @@ def _module_paths(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _queue_name(name: str, value: Any) -> str:
-    from taskq.models import QUEUE_MAX_LENGTH
-
+def queue_name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= QUEUE_MAX_LENGTH:
         raise ImproperlyConfigured(
             f"{name} must be a queue name of 1 to {QUEUE_MAX_LENGTH} characters, not {value!r}."
@@ -80,13 +87,13 @@ def _queue_name(name: str, value: Any) -> str:
     return value
 
 
-def _flag(name: str, value: Any) -> bool:
+def flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
     return value
 
 
-def _token(name: str, value: Any) -> str | None:
+def token(name: str, value: Any) -> str | None:
     # The message never shows the value: it is a secret.
     if value is None or (isinstance(value, str) and value and value.strip() == value):
         return value
@@ -100,17 +107,62 @@ def _token(name: str, value: Any) -> str | None:
     )
 
 
-_VALIDATORS = {
-    "CLAIM_STRATEGY": _claim_strategy,
-    "IMPORTS": _module_paths,
-    "DEFAULT_QUEUE": _queue_name,
-    "HEARTBEAT_INTERVAL": _seconds,
-    "DIRTY_AFTER": _seconds,
-    "POLL_INTERVAL": _seconds,
-    "RECONNECT_MAX_DELAY": _seconds,
-    "PREPARED_STATEMENTS": _flag,
-    "METRICS_TOKEN": _token,
-}
+class TaskqSettings:
+    """Every ``TASKQ_*`` setting with its default. Read ``taskq.conf.settings.NAME``."""
+
+    CLAIM_STRATEGY = Setting[str | None](
+        None,
+        claim_strategy,
+        'how workers claim tasks: `None` (chosen from the connection), `"skip_locked"`, '
+        '`"optimistic"` or a dotted path to a `taskq.backends.base.ClaimStrategy` subclass',
+    )
+    IMPORTS = Setting[tuple[str, ...]](
+        (),
+        module_paths,
+        "modules the worker imports besides every installed app's `tasks` module",
+    )
+    DEFAULT_QUEUE = Setting[str](
+        "default",
+        queue_name,
+        "queue of calls that name none, and of workers started without `-Q`",
+    )
+    HEARTBEAT_INTERVAL = Setting[float](
+        1.0, seconds, "seconds between two heartbeats of a worker process"
+    )
+    DIRTY_AFTER = Setting[float](
+        10.0,
+        seconds,
+        "seconds without a heartbeat after which a started task counts as dirty",
+    )
+    POLL_INTERVAL = Setting[float](
+        0.1,
+        seconds,
+        "seconds an idle worker waits before it asks again (×0.5 to ×1.5 jitter; sooner if "
+        "a task falls due meanwhile, or on PostgreSQL when a task is queued)",
+    )
+    RECONNECT_MAX_DELAY = Setting[float](
+        10.0,
+        seconds,
+        "longest wait, in seconds, between two attempts to reach a database that went away",
+    )
+    PREPARED_STATEMENTS = Setting[bool](
+        True,
+        flag,
+        "PostgreSQL: the worker prepares its two claim statements once per connection "
+        "(planning costs as much as running them); set `False` behind a transaction-pooling "
+        "PgBouncer older than 1.21",
+    )
+    METRICS_TOKEN = Setting[str | None](
+        None,
+        token,
+        "bearer token that lets a scraper read the Prometheus view without a staff login "
+        "(see [Metrics and monitoring](#metrics-and-monitoring))",
+    )
+
+    @classmethod
+    def declared(cls) -> list[Setting[Any]]:
+        """Return every declared setting, in declaration order."""
+        return [value for value in vars(cls).values() if isinstance(value, Setting)]
 
 
 settings = TaskqSettings()

@@ -40,9 +40,10 @@ except ImportError as error:  # pragma: no cover  (Django < 6.0)
     ) from error
 
 from taskq import registry
-from taskq.celery import Retry, current_request
-from taskq.enqueue import Call, check_queue, enqueue
-from taskq.models import NAME_MAX_LENGTH
+from taskq.context import Retry, current_request
+from taskq.enqueue import Call, enqueue
+from taskq.names import NAME_MAX_LENGTH, check_queue
+from taskq.retries import RetryPolicy
 
 __all__ = ["DjangoTask", "TaskqBackend"]
 
@@ -71,9 +72,13 @@ def _send(signal: Signal, sender: type, result: TaskResult) -> None:
 class DjangoTask:
     """A ``django.tasks.Task`` as taskq's registry holds it: runnable by a worker.
 
-    The worker calls ``execute`` inside ``taskq.celery.running``, so the row's id, retry
+    The worker calls ``execute`` inside ``taskq.context.running``, so the row's id, retry
     count and the worker's identity come from ``current_request()``.
     """
+
+    #: Django's tasks are never run again by taskq on their own.
+    policy = RetryPolicy(max_retries=0)
+    acks_late = False
 
     def __init__(self, task: Task[..., Any]) -> None:
         self.task = task

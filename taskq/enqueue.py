@@ -16,7 +16,8 @@ from taskq import serialization
 from taskq.bulk_insert import BulkInsert, SingleInsert
 from taskq.clock import database_now
 from taskq.conf import settings
-from taskq.models import NAME_MAX_LENGTH, PRIORITY_RANGE, QUEUE_MAX_LENGTH, Task
+from taskq.models import Task
+from taskq.names import NAME_MAX_LENGTH, PRIORITY_RANGE, check_queue
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -37,15 +38,6 @@ def check_moment(name: str, value: Any) -> datetime:
     if not django_settings.USE_TZ and timezone.is_aware(value):
         return timezone.make_naive(value)
     return value
-
-
-def check_queue(queue: Any) -> str:
-    """Return ``queue`` if it is a usable queue name, else raise ``ValueError``."""
-    if not isinstance(queue, str) or not 0 < len(queue) <= QUEUE_MAX_LENGTH:
-        raise ValueError(
-            f"queue must be a name of 1 to {QUEUE_MAX_LENGTH} characters, not {queue!r}"
-        )
-    return queue
 
 
 def check_priority(priority: Any) -> int:

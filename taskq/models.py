@@ -18,11 +18,8 @@ from django.utils import timezone
 
 from taskq.clock import database_now
 from taskq.conf import settings
+from taskq.names import NAME_MAX_LENGTH, QUEUE_MAX_LENGTH
 
-NAME_MAX_LENGTH = 200
-QUEUE_MAX_LENGTH = 100
-#: Priorities fit a SmallIntegerField on every database; higher runs first.
-PRIORITY_RANGE = range(-32768, 32768)
 #: The name of the index the claim reads (some strategies name it in their SQL).
 CLAIM_INDEX = "taskq_task_claim"
 

@@ -10,8 +10,8 @@ import logging
 
 from taskq import registry
 from taskq.clock import database_now
-from taskq.models import Task as TaskRow
-from taskq.models import dirty_q
+from taskq.models import Task, dirty_q
+from taskq.retries import RetryPolicy
 
 logger = logging.getLogger("taskq.worker")
 
@@ -20,29 +20,26 @@ def requeue_dirty_acks_late(using: str) -> None:
     """Queue again, as one more retry, dirty tasks declared ``acks_late=True``.
 
     Each row is taken back with a compare-and-set on its version, so however many
-    workers notice it, it is queued again exactly once. Past ``max_retries`` it is
-    failed instead. Other dirty tasks wait for a human.
+    workers notice it, it is queued again exactly once. A lost worker counts as a retry
+    against the task's ``max_retries``, as ``task.retry()`` counts it; past the limit the
+    task is failed instead. Other dirty tasks wait for a human.
     """
-    policies = {
-        name: getattr(task, "retry_kwargs", {}).get(
-            "max_retries", getattr(task, "max_retries", None)
-        )
-        for name, task in registry.items()
-        if getattr(task, "acks_late", False)
+    policies: dict[str, RetryPolicy] = {
+        name: task.policy for name, task in registry.items() if task.acks_late
     }
     if not policies:
         return
-    tasks = TaskRow.objects.using(using)
+    tasks = Task.objects.using(using)
     dirty = tasks.dirty().filter(name__in=policies)
     for pk, name, version, retries in dirty.values_list("pk", "name", "version", "retries"):
         # Still dirty: a worker that came back to life keeps its task.
-        row = tasks.filter(dirty_q(), pk=pk, version=version, state=TaskRow.State.STARTED)
-        limit = policies[name]
+        row = tasks.filter(dirty_q(), pk=pk, version=version, state=Task.State.STARTED)
+        policy = policies[name]
         reason = f"its worker died while it ran (acks_late); attempt {retries + 1}"
-        if limit is not None and retries >= limit:
+        if policy.exhausted(retries):
             done = row.update(
-                state=TaskRow.State.FAILED,
-                error=f"{reason}, and max_retries ({limit}) was reached",
+                state=Task.State.FAILED,
+                error=f"{reason}, and max_retries ({policy.max_retries}) was reached",
                 failed_at=database_now(),
             )
             verb = "failed"

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from django.utils.module_loading import autodiscover_modules
 
 from taskq.conf import settings
+from taskq.retries import RetryPolicy
 
 
 class RegisteredTask(Protocol):
@@ -25,6 +26,12 @@ class RegisteredTask(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def policy(self) -> RetryPolicy: ...
+
+    @property
+    def acks_late(self) -> bool: ...
 
     @property
     def run(self) -> Callable[..., Any]: ...

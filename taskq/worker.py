@@ -35,9 +35,9 @@ from django.db import (
 from taskq import registry, serialization, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
-from taskq.celery import Request, Retry, running
 from taskq.clock import database_now
 from taskq.conf import settings
+from taskq.context import Request, Retry, running
 from taskq.heartbeat import Heartbeat, Outcomes
 from taskq.models import Task as TaskRow
 from taskq.models import Worker as WorkerRow

@@ -1,6 +1,8 @@
 """System checks and TASKQ_* settings: what a misconfigured project is told."""
 
+import re
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -9,8 +11,13 @@ from django.db import connection
 from django.test import override_settings
 
 from taskq.backends import strategy_class
-from taskq.checks import check_claim_strategy, check_liveness_settings, check_settings
-from taskq.conf import settings
+from taskq.checks import (
+    check_claim_strategy,
+    check_liveness_settings,
+    check_settings,
+    check_unknown_settings,
+)
+from taskq.conf import TaskqSettings, settings
 
 
 @pytest.mark.django_db
@@ -81,3 +88,20 @@ def test_settings_are_read_on_every_access():
     with override_settings(TASKQ_DIRTY_AFTER=42):
         assert settings.DIRTY_AFTER == 42.0
     assert settings.DIRTY_AFTER != 42.0
+
+
+def test_a_misspelt_setting_is_a_warning_with_a_suggestion():
+    with override_settings(TASKQ_POLL_INTERVALL=1):
+        (warning,) = check_unknown_settings()
+    assert warning.id == "taskq.W002"
+    assert warning.msg == "Unknown setting TASKQ_POLL_INTERVALL: did you mean TASKQ_POLL_INTERVAL?"
+
+
+def test_the_readme_settings_table_is_the_declarations():
+    """The README's table under "## Settings" lists every setting, its default and its
+    description exactly as ``taskq.conf`` declares them, in the same order."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(TASKQ_\w+)` \| `(.*?)` \| (.*) \|$", section, re.MULTILINE)
+    declared = [(s.name, s.default_text, s.doc) for s in TaskqSettings.declared()]
+    assert rows == declared
