@@ -6,15 +6,18 @@ slow claim never delays it; a started task whose worker's heartbeat is stale is 
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connections
 
+from taskq import models
 from taskq.clock import database_now
-from taskq.models import Worker as WorkerRow
+from taskq.conf import settings
 
 logger = logging.getLogger("taskq.worker")
 
@@ -53,7 +56,7 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         try:
             written = (
-                WorkerRow.objects.using(self.using)
+                models.Worker.objects.using(self.using)
                 .filter(pk=self.worker_id)
                 .update(
                     heartbeat=database_now(),
@@ -82,3 +85,46 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=self.interval + 5)
+
+
+class Gate(enum.Enum):
+    """What the heartbeat allows the worker to do before its next claim."""
+
+    #: The heartbeat is written: claim.
+    OPEN = "open"
+    #: The heartbeat is failing: a task run now would look dead to everyone else, so
+    #: claim nothing and wait (the database may be down).
+    SHUT = "shut"
+    #: The database answers but takes no heartbeat: this worker is useless; exit.
+    DEAD = "dead"
+
+
+class HeartbeatGate:
+    """Decide, before each claim, whether the heartbeat lets the worker claim.
+
+    Once the database answers again the heartbeat gets two beats to recover before the
+    worker gives up on it.
+    """
+
+    def __init__(self, heartbeat: Heartbeat, database_answers: Callable[[], bool]) -> None:
+        self.heartbeat = heartbeat
+        self.database_answers = database_answers
+        #: When (``time.monotonic()``) the database first answered while the heartbeat
+        #: was failing.
+        self.answered_since: float | None = None
+
+    def check(self) -> Gate:
+        if self.heartbeat.healthy and self.heartbeat.is_alive():
+            self.answered_since = None
+            return Gate.OPEN
+        silent = self.heartbeat.silent_for()
+        if silent > settings.DIRTY_AFTER and self.database_answers():
+            self.answered_since = self.answered_since or time.monotonic()
+            if time.monotonic() - self.answered_since > 2 * settings.HEARTBEAT_INTERVAL:
+                logger.error(
+                    "No heartbeat written for %.1fs while the database answers; exiting", silent
+                )
+                return Gate.DEAD
+        else:
+            self.answered_since = None
+        return Gate.SHUT

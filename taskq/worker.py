@@ -2,13 +2,14 @@
 
 A worker registers a row in the worker table and beats its heartbeat from a background
 thread with its own connection; then it asks its claim strategy for the next due task,
-runs it and records the outcome with a write fenced by the claim's version. It never
-prefetches, and a task it cannot finish recording stays started, so it shows as dirty
-instead of vanishing.
+runs it (``taskq.execution``) and records the outcome with a write fenced by the
+claim's version. It never prefetches, and a task it cannot finish recording stays
+started, so it shows as dirty instead of vanishing.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import random
@@ -16,50 +17,65 @@ import secrets
 import signal
 import socket
 import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connections,
-    reset_queries,
-)
+from django.db import DatabaseError, close_old_connections, connections, reset_queries
 
-from taskq import registry, serialization, signals
+from taskq import models, registry, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.clock import database_now
 from taskq.conf import settings
-from taskq.context import Request, Retry, running
-from taskq.heartbeat import Heartbeat, Outcomes
-from taskq.models import Task as TaskRow
-from taskq.models import Worker as WorkerRow
+from taskq.execution import (
+    Expired,
+    Failed,
+    Outcome,
+    Rejected,
+    Retried,
+    Succeeded,
+    format_error,
+    run_claimed,
+    while_handling,
+)
+from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
+from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
+
+__all__ = ["CONNECTION_ERRORS", "Worker", "format_error"]
 
 logger = logging.getLogger("taskq.worker")
 
-#: Errors that mean "the database is unreachable right now", worth waiting out.
-CONNECTION_ERRORS = (OperationalError, InterfaceError)
 #: Added to a sleep until an ETA, so that the claim after it finds the task due.
 ETA_MARGIN = 0.002
 #: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
 FORGET_WORKERS_AFTER = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Success:
-    """A task that returned, whose row is still to be deleted."""
+class Nothing(enum.Enum):
+    """Why a claim brought no task."""
 
-    claim: Claim
-    task: Any
-    fields: dict[str, Any]
+    #: Nothing due, or a claim that lost its races: idle, then claim again.
+    DUE = "nothing due"
+    #: The database did not answer; the worker waited for it and claims again.
+    ANSWERED = "no answer"
+
+
+class Every:
+    """A chore the worker does at most once per ``interval()`` seconds."""
+
+    def __init__(self, interval: Callable[[], float]) -> None:
+        self.interval = interval
+        self.next_at = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_at:
+            return False
+        self.next_at = now + self.interval()
+        return True
 
 
 class Worker:
@@ -81,18 +97,19 @@ class Worker:
         self.ident = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.strategy: ClaimStrategy
         self.heartbeat: Heartbeat
-        self.row: WorkerRow | None = None
+        self.gate: HeartbeatGate
+        self.row: models.Worker | None = None
         self.stopping = False
         #: Rung by a stop signal; every wait of the worker's main thread listens to it.
         self.wake = Alarm()
+        self.backoff = Backoff(self.using, self.wake)
+        self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
         self.processed = 0
-        self.claim_unanswered = False
-        #: When the database first answered while the heartbeat was failing.
-        self.answered_since: float | None = None
-        self.succeeded: Success | None = None
-        self.next_recovery = 0.0
         self.outcomes = Outcomes()
-        self.reconnect_delay = 0.0
+        #: A success whose delete goes with the next claim, in one round trip.
+        self.unrecorded: Succeeded | None = None
+        #: A claim may have committed without this worker hearing the answer.
+        self.claim_in_doubt = False
 
     # Life cycle -----------------------------------------------------------------------
 
@@ -102,18 +119,27 @@ class Worker:
         ``handle_signals=False`` leaves SIGTERM and SIGINT alone, for running a worker
         inside another program (a test, a notebook).
         """
-        if handle_signals:
-            self.install_signal_handlers()
-        strategy = self.connect()
-        if strategy is None:
-            return 0
-        self.strategy = strategy
-        self.row = self.register()
-        if self.row is None:
-            return 0
+        try:
+            if handle_signals:
+                self.install_signal_handlers()
+            strategy = self.connect()
+            if strategy is None:
+                return 0
+            self.strategy = strategy
+            self.row = self.register()
+            if self.row is None:
+                return 0
+            return self.work()
+        finally:
+            self.wake.close()
+
+    def work(self) -> int:
+        """Beat the heartbeat while the loop runs; return the loop's exit code."""
+        assert self.row is not None
         self.heartbeat = Heartbeat(
             self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes
         )
+        self.gate = HeartbeatGate(self.heartbeat, self.database_answers)
         self.heartbeat.start()
         logger.info(
             "Worker %s started: queues %s, claim strategy %s",
@@ -123,11 +149,10 @@ class Worker:
         )
         try:
             exit_code = self.loop()
-            self.record_success()
+            self.record_unrecorded()
         finally:
             self.heartbeat.stop()
             self.unregister()
-            self.wake.close()
         logger.info("Worker %s stopped after %d tasks", self.ident, self.processed)
         return exit_code
 
@@ -153,15 +178,15 @@ class Worker:
             try:
                 return get_strategy(self.using)
             except CONNECTION_ERRORS as error:
-                self.wait_for_database(error)
+                self.backoff.wait(error)
         return None
 
-    def register(self) -> WorkerRow | None:
+    def register(self) -> models.Worker | None:
         """Write this process's worker row, waiting for the database if it is down."""
         while not self.stopping:
             try:
                 self.forget_dead_workers()
-                row = WorkerRow.objects.using(self.using).create(
+                row = models.Worker.objects.using(self.using).create(
                     ident=self.ident,
                     host=socket.gethostname(),
                     pid=os.getpid(),
@@ -172,7 +197,7 @@ class Worker:
                 row.refresh_from_db(fields=["started_at", "heartbeat"])
                 return row
             except CONNECTION_ERRORS as error:
-                self.wait_for_database(error)
+                self.backoff.wait(error)
         return None
 
     def forget_dead_workers(self) -> None:
@@ -180,94 +205,78 @@ class Worker:
 
         A killed worker cannot remove its own row; without this the table only grows.
         """
-        WorkerRow.objects.using(self.using).filter(
+        models.Worker.objects.using(self.using).filter(
             heartbeat__lt=database_now(-FORGET_WORKERS_AFTER.total_seconds())
-        ).exclude(tasks__state=TaskRow.State.STARTED).delete()
+        ).exclude(tasks__state=models.Task.State.STARTED).delete()
 
     def unregister(self) -> None:
         try:
-            WorkerRow.objects.using(self.using).filter(pk=self.row.pk).delete()  # type: ignore[union-attr]
+            models.Worker.objects.using(self.using).filter(pk=self.row.pk).delete()  # type: ignore[union-attr]
         except DatabaseError as error:
             logger.warning("Could not remove worker row %s: %s", self.ident, error)
-
-    def wait_for_database(self, error: Exception, *, interruptible: bool = True) -> None:
-        """Log, drop the broken connection and back off (exponentially, with jitter).
-
-        A stop signal cuts the wait short, except while a finished task's outcome is
-        still to be recorded (``interruptible=False``).
-        """
-        self.reconnect_delay = min(settings.RECONNECT_MAX_DELAY, max(0.5, self.reconnect_delay * 2))
-        delay = random.uniform(self.reconnect_delay / 2, self.reconnect_delay)
-        logger.warning(
-            "Database %r unavailable (%s); retrying in %.1fs",
-            self.using,
-            str(error).strip() or type(error).__name__,
-            delay,
-        )
-        try:
-            connections[self.using].close()
-        except DatabaseError:
-            pass
-        if interruptible:
-            self.wake.wait(delay)
-        else:
-            time.sleep(delay)
 
     # The loop -------------------------------------------------------------------------
 
     def loop(self) -> int:
-        """Claim and run tasks; return the process's exit code."""
-        assert self.row is not None
+        """Gate, maintain, claim, run, record, until told to stop; return the process's
+        exit code."""
         while not self.stopping:
             if self.max_tasks is not None and self.processed >= self.max_tasks:
                 return 0
-            if not (self.heartbeat.healthy and self.heartbeat.is_alive()):
-                # Tasks run now would look dead to everyone else: claim nothing. If the
-                # database is down, wait for it; if it answers but takes no heartbeat,
-                # this worker is useless: say so and exit.
-                silent = self.heartbeat.silent_for()
-                if silent > settings.DIRTY_AFTER and self.database_answers():
-                    # Give the heartbeat two beats to recover once the database is back.
-                    self.answered_since = self.answered_since or time.monotonic()
-                    if time.monotonic() - self.answered_since > 2 * settings.HEARTBEAT_INTERVAL:
-                        logger.error(
-                            "No heartbeat written for %.1fs while the database answers; exiting",
-                            silent,
-                        )
-                        return 1
-                else:
-                    self.answered_since = None
+            gate = self.gate.check()
+            if gate is Gate.DEAD:
+                return 1
+            if gate is Gate.SHUT:
                 self.wake.wait(settings.HEARTBEAT_INTERVAL)
                 continue
-            self.answered_since = None
-            close_old_connections()
-            reset_queries()  # DEBUG=True must not grow the worker's memory
-            try:
-                if time.monotonic() >= self.next_recovery:
-                    self.next_recovery = time.monotonic() + settings.DIRTY_AFTER / 2
-                    requeue_dirty_acks_late(self.using)
-                if self.claim_unanswered:
-                    self.release_unstarted_claims()
-                if self.succeeded is not None:
-                    claim = self.record_success_and_claim()
-                else:
-                    claim = self.strategy.claim(self.queues, self.row.pk)
-            except CONNECTION_ERRORS as error:
-                # The claim may have committed before the connection died.
-                self.claim_unanswered = True
-                self.wait_for_database(error)
+            if not self.maintain():
                 continue
-            self.reconnect_delay = 0.0
-            if claim is None:
+            claim = self.claim()
+            if claim is Nothing.ANSWERED:
+                continue
+            if claim is Nothing.DUE:
                 # A claim can come back empty because it lost races (optimistic) or met
                 # a locked SQLite file; --burst exits only when nothing is due at all.
                 if self.burst and not self.anything_due():
                     return 0
                 self.idle()
                 continue
-            self.process(claim)
+            self.record(run_claimed(claim, self.ident))
             self.processed += 1
         return 0
+
+    def maintain(self) -> bool:
+        """Between two tasks: drop unusable connections, forget the query log, put back
+        claims whose answer was lost, and now and then queue again the dirty tasks that
+        are safe to run again. Return whether the database answered."""
+        close_old_connections()
+        reset_queries()  # DEBUG=True must not grow the worker's memory
+        try:
+            if self.recovery.due():
+                requeue_dirty_acks_late(self.using)
+            if self.claim_in_doubt:
+                self.release_unstarted_claims()
+        except CONNECTION_ERRORS as error:
+            self.backoff.wait(error)
+            return False
+        return True
+
+    def claim(self) -> Claim | Nothing:
+        """Claim the next due task, deleting the task that just succeeded in the same
+        round trip where there is one."""
+        assert self.row is not None
+        try:
+            if self.unrecorded is not None:
+                claim = self.record_success_and_claim()
+            else:
+                claim = self.strategy.claim(self.queues, self.row.pk)
+        except CONNECTION_ERRORS as error:
+            # The claim may have committed before the connection died.
+            self.claim_in_doubt = True
+            self.backoff.wait(error)
+            return Nothing.ANSWERED
+        self.backoff.reset()
+        return Nothing.DUE if claim is None else claim
 
     def idle(self) -> None:
         """Wait for work: a poll interval (with jitter), or until the next ETA if that
@@ -279,7 +288,7 @@ class Worker:
                 timeout = soon + ETA_MARGIN
             self.strategy.wait_for_work(self.queues, timeout, self.wake)
         except CONNECTION_ERRORS as error:
-            self.wait_for_database(error)
+            self.backoff.wait(error)
 
     def database_answers(self) -> bool:
         """Return whether the database answers a trivial query on this connection."""
@@ -291,27 +300,6 @@ class Worker:
             connections[self.using].close()
             return False
 
-    def record_success_and_claim(self) -> Claim | None:
-        """Delete the task that just succeeded and claim the next one, together."""
-        assert self.row is not None and self.succeeded is not None
-        done = self.succeeded
-        completed, claim = self.strategy.complete_and_claim(done.claim, self.queues, self.row.pk)
-        self.succeeded = None
-        self.after_success(done, completed)
-        return claim
-
-    def record_success(self) -> None:
-        """Delete the task that just succeeded, when no next claim follows (exit)."""
-        if self.succeeded is not None:
-            done, self.succeeded = self.succeeded, None
-            self.finish(self.strategy.complete, done.claim)
-            signals.send(signals.task_succeeded, done.task, **done.fields)
-
-    def after_success(self, done: Success, completed: bool) -> None:
-        if not completed:
-            self.warn_lost_claim(done.claim)
-        signals.send(signals.task_succeeded, done.task, **done.fields)
-
     def release_unstarted_claims(self) -> None:
         """Queue again the rows this worker claimed without hearing the answer.
 
@@ -320,98 +308,95 @@ class Worker:
         at a time and is between tasks now, so putting it back is safe.
         """
         assert self.row is not None
-        unrecorded = [self.succeeded.claim.id] if self.succeeded else []
+        unrecorded = [self.unrecorded.claim.id] if self.unrecorded else []
         released = (
-            TaskRow.objects.using(self.using)
-            .filter(state=TaskRow.State.STARTED, worker_id=self.row.pk)
+            models.Task.objects.using(self.using)
+            .filter(state=models.Task.State.STARTED, worker_id=self.row.pk)
             .exclude(pk__in=unrecorded)
             .requeue()
         )
-        self.claim_unanswered = False
+        self.claim_in_doubt = False
         if released:
             logger.warning("Queued again %d task(s) claimed before the connection died", released)
 
     def anything_due(self) -> bool:
         try:
-            return TaskRow.objects.using(self.using).due(self.queues).exists()
+            return models.Task.objects.using(self.using).due(self.queues).exists()
         except CONNECTION_ERRORS:
             return True  # not known; the loop will wait for the database
 
-    def process(self, claim: Claim) -> None:
-        """Run one claimed task and record its outcome."""
-        fields: dict[str, Any] = {
-            "task_id": claim.id,
-            "task_name": claim.name,
-            "queue": claim.queue,
-            "attempt": claim.retries + 1,
-        }
-        label = f"{claim.name}[{claim.id}]"
-        if claim.expired:
-            logger.info("Task %s expired; dropped", label, extra=fields)
-            self.finish(self.strategy.complete, claim)
-            return
-        try:
-            task = registry.get(claim.name)
-            args = serialization.loads(claim.args)
-            kwargs = serialization.loads(claim.kwargs)
-        except registry.UnregisteredTask as unregistered:
-            self.reject(claim, str(unregistered), fields, unregistered, None)
-            return
-        except ValueError as undecodable:
-            reason = f"cannot decode the arguments of {label}: {undecodable!r}"
-            self.reject(claim, reason, fields, undecodable, task)
-            return
+    # Recording outcomes ---------------------------------------------------------------
 
-        logger.info("Task %s started", label, extra=fields)
-        signals.send(signals.task_started, task, **fields)
-        started = time.monotonic()
-        try:
-            request = Request(claim.id, claim.name, claim.retries, worker=self.ident)
-            with running(request):
-                task.execute(args, kwargs)
-        except Retry as retry:
-            fields["duration"] = time.monotonic() - started
-            logger.info(
-                "Task %s will retry %s (ran %.3fs)",
-                label,
-                retry.schedule,
-                fields["duration"],
-                extra=fields,
-            )
-            error = format_error(retry.exc) if retry.exc else "retry requested"
-            eta = retry.eta if retry.eta is not None else database_now(retry.countdown or 0)
-            self.finish(self.strategy.retry, claim, eta, error)
-            signals.send(signals.task_retried, task, **fields, exception=retry.exc, eta=retry.when)
-        except BaseException as exc:  # a task's SystemExit must not end the worker
-            fields["duration"] = time.monotonic() - started
-            logger.error(
-                "Task %s failed in %.3fs: %r", label, fields["duration"], exc, extra=fields
-            )
-            self.outcomes.failed += 1
-            error = format_error(exc)
-            self.finish(self.strategy.fail, claim, error)
-            signals.send(signals.task_failed, task, **fields, exception=exc, traceback=error)
-        else:
-            fields["duration"] = time.monotonic() - started
-            logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
-            self.outcomes.succeeded += 1
-            # Recorded with the next claim, in one round trip where the database allows.
-            self.succeeded = Success(claim, task, fields)
+    def record(self, outcome: Outcome) -> None:
+        """Log ``outcome``, write it (fenced by the claim's version) and signal it.
 
-    def reject(
-        self,
-        claim: Claim,
-        reason: str,
-        fields: dict[str, Any],
-        exception: Exception,
-        task: registry.RegisteredTask | None,
-    ) -> None:
-        """Fail a task that cannot even start, saying why; nothing of it was run."""
-        fields = {**fields, "duration": 0.0}
-        logger.error("Task %s[%s] failed: %s", claim.name, claim.id, reason, extra=fields)
+        A success is written with the next claim (``record_success_and_claim``)."""
+        fields, label, claim = outcome.fields, outcome.label, outcome.claim
+        match outcome:
+            case Succeeded():
+                logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
+                self.outcomes.succeeded += 1
+                self.unrecorded = outcome
+            case Expired():
+                logger.info("Task %s expired; dropped", label, extra=fields)
+                self.write(self.strategy.complete, claim)
+            case Retried(retry=retry, error=error):
+                logger.info(
+                    "Task %s will retry %s (ran %.3fs)",
+                    label,
+                    retry.schedule,
+                    fields["duration"],
+                    extra=fields,
+                )
+                eta = retry.eta if retry.eta is not None else database_now(retry.countdown or 0)
+                self.write(self.strategy.retry, claim, eta, error)
+                signals.send(
+                    signals.task_retried,
+                    outcome.task,
+                    **fields,
+                    exception=retry.exc,
+                    eta=retry.when,
+                )
+            case Failed(exception=exception, error=error):
+                logger.error(
+                    "Task %s failed in %.3fs: %r",
+                    label,
+                    fields["duration"],
+                    exception,
+                    extra=fields,
+                )
+                self.fail(outcome, exception, error)
+            case Rejected(exception=exception, error=error):
+                logger.error("Task %s failed: %s", label, error, extra=fields)
+                self.fail(outcome, exception, error)
+
+    def fail(self, outcome: Outcome, exception: BaseException, error: str) -> None:
         self.outcomes.failed += 1
-        self.finish(self.strategy.fail, claim, reason)
-        signals.send(signals.task_failed, task, **fields, exception=exception, traceback=reason)
+        self.write(self.strategy.fail, outcome.claim, error)
+        failed = {**outcome.fields, "exception": exception, "traceback": error}
+        # Receivers may log it with logger.exception(), as in an except clause.
+        while_handling(exception, lambda: signals.send(signals.task_failed, outcome.task, **failed))
+
+    def record_success_and_claim(self) -> Claim | None:
+        """Delete the task that just succeeded and claim the next one, together."""
+        assert self.row is not None and self.unrecorded is not None
+        done = self.unrecorded
+        completed, claim = self.strategy.complete_and_claim(done.claim, self.queues, self.row.pk)
+        self.unrecorded = None
+        self.after_success(done, completed)
+        return claim
+
+    def record_unrecorded(self) -> None:
+        """Delete the task that just succeeded, when no next claim follows (exit)."""
+        if self.unrecorded is not None:
+            done, self.unrecorded = self.unrecorded, None
+            self.write(self.strategy.complete, done.claim)
+            signals.send(signals.task_succeeded, done.task, **done.fields)
+
+    def after_success(self, done: Succeeded, completed: bool) -> None:
+        if not completed:
+            self.warn_lost_claim(done.claim)
+        signals.send(signals.task_succeeded, done.task, **done.fields)
 
     def warn_lost_claim(self, claim: Claim) -> None:
         logger.warning(
@@ -421,7 +406,7 @@ class Worker:
             claim.id,
         )
 
-    def finish(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
+    def write(self, write: Callable[..., bool], claim: Claim, *args: Any) -> None:
         """Record an outcome, waiting for the database as long as it takes.
 
         Every write is fenced by the claim's version, so repeating one is safe. The
@@ -435,9 +420,4 @@ class Worker:
                     self.warn_lost_claim(claim)
                 return
             except CONNECTION_ERRORS as error:
-                self.wait_for_database(error, interruptible=False)
-
-
-def format_error(error: BaseException) -> str:
-    """Return the full traceback of ``error``, as ``traceback`` prints it."""
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+                self.backoff.wait(error, interruptible=False)

@@ -35,13 +35,13 @@ def test_success_deletes_and_failure_keeps_the_task():
 def test_the_worker_row_exists_while_it_runs_and_is_removed_after(monkeypatch):
     seen = []
     noop.delay()
-    original = Worker.process
+    original = Worker.record
 
-    def spy(self, claim):
+    def spy(self, outcome):
         seen.append(list(WorkerRow.objects.values_list("ident", "queues")))
-        original(self, claim)
+        original(self, outcome)
 
-    monkeypatch.setattr(Worker, "process", spy)
+    monkeypatch.setattr(Worker, "record", spy)
     drain()
     ((ident, queues),) = seen[0]
     assert queues == "default"
