@@ -145,6 +145,13 @@ class TaskqSettings:
         seconds,
         "longest wait, in seconds, between two attempts to reach a database that went away",
     )
+    KEEP_CONNECTIONS = Setting[bool](
+        True,
+        flag,
+        "the worker keeps its database connections open from one task to the next, "
+        "whatever `CONN_MAX_AGE` says (a broken one is dropped and reopened); set `False` "
+        "to let `CONN_MAX_AGE` close them as it does after a request",
+    )
     PREPARED_STATEMENTS = Setting[bool](
         True,
         flag,

@@ -18,6 +18,7 @@ from django.db import DatabaseError, connections
 from taskq import models
 from taskq.clock import database_now
 from taskq.conf import settings
+from taskq.hygiene import keep_referenced
 
 logger = logging.getLogger("taskq.worker")
 
@@ -46,6 +47,8 @@ class Heartbeat(threading.Thread):
         self.healthy = True
 
     def run(self) -> None:
+        # A child forked by a task must never finalize this thread's connection.
+        keep_referenced(connections[self.using])
         try:
             while not self.stopped.wait(self.interval):
                 self.beat()

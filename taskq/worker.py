@@ -16,15 +16,16 @@ import random
 import secrets
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-from django.db import DatabaseError, close_old_connections, connections, reset_queries
+from django.db import DatabaseError, connections, reset_queries
 
-from taskq import models, registry, signals
+from taskq import hygiene, models, registry, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.clock import database_now
@@ -52,6 +53,10 @@ logger = logging.getLogger("taskq.worker")
 ETA_MARGIN = 0.002
 #: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
 FORGET_WORKERS_AFTER = timedelta(hours=1)
+
+
+class TransactionLeftOpen(Exception):
+    """A task returned inside a transaction; the worker rolled it back."""
 
 
 class Nothing(enum.Enum):
@@ -94,7 +99,10 @@ class Worker:
         self.queues = list(queues)
         self.burst = burst
         self.max_tasks = max_tasks
-        self.ident = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        #: The worker's process: a child forked by a task is not the worker.
+        self.pid = os.getpid()
+        self.ident = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
+        self.handles_signals = False
         self.strategy: ClaimStrategy
         self.heartbeat: Heartbeat
         self.gate: HeartbeatGate
@@ -110,6 +118,8 @@ class Worker:
         self.unrecorded: Succeeded | None = None
         #: A claim may have committed without this worker hearing the answer.
         self.claim_in_doubt = False
+        #: So may the delete of ``unrecorded`` that went with it.
+        self.success_in_doubt = False
 
     # Life cycle -----------------------------------------------------------------------
 
@@ -140,6 +150,7 @@ class Worker:
             self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes
         )
         self.gate = HeartbeatGate(self.heartbeat, self.database_answers)
+        hygiene.protect_from_forks()
         self.heartbeat.start()
         logger.info(
             "Worker %s started: queues %s, claim strategy %s",
@@ -157,8 +168,18 @@ class Worker:
         return exit_code
 
     def install_signal_handlers(self) -> None:
+        self.handles_signals = True
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+
+    def reinstall_signal_handlers(self) -> None:
+        """Take SIGTERM and SIGINT back from a task that replaced their handlers."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) != self.on_signal:
+                logger.warning(
+                    "A task replaced the handler of signal %s; the worker takes it back", signum
+                )
+                signal.signal(signum, self.on_signal)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
@@ -241,7 +262,10 @@ class Worker:
                     return 0
                 self.idle()
                 continue
-            self.record(run_claimed(claim, self.ident))
+            outcome = run_claimed(claim, self.ident)
+            if os.getpid() != self.pid:
+                self.exit_forked_child(outcome)
+            self.record(self.after_task(outcome))
             self.processed += 1
         return 0
 
@@ -249,7 +273,7 @@ class Worker:
         """Between two tasks: drop unusable connections, forget the query log, put back
         claims whose answer was lost, and now and then queue again the dirty tasks that
         are safe to run again. Return whether the database answered."""
-        close_old_connections()
+        hygiene.refresh()
         reset_queries()  # DEBUG=True must not grow the worker's memory
         try:
             if self.recovery.due():
@@ -273,6 +297,7 @@ class Worker:
         except CONNECTION_ERRORS as error:
             # The claim may have committed before the connection died.
             self.claim_in_doubt = True
+            self.success_in_doubt = self.unrecorded is not None
             self.backoff.wait(error)
             return Nothing.ANSWERED
         self.backoff.reset()
@@ -324,6 +349,40 @@ class Worker:
             return models.Task.objects.using(self.using).due(self.queues).exists()
         except CONNECTION_ERRORS:
             return True  # not known; the loop will wait for the database
+
+    def after_task(self, outcome: Outcome) -> Outcome:
+        """Undo what the task did to the worker: take back the stop signals, and throw
+        away a connection the task left inside a transaction (the server rolls the
+        task's work back). Such a task fails, whatever it returned, saying so."""
+        if self.handles_signals:
+            self.reinstall_signal_handlers()
+        left = {}
+        for connection in connections.all(initialized_only=True):
+            what = hygiene.left_open(connection.alias)
+            if what is not None:
+                left[connection.alias] = what
+                hygiene.replace(connection.alias)
+        if not left:
+            return outcome
+        reason = "; ".join(f"{what} on database {alias!r}" for alias, what in left.items())
+        error = TransactionLeftOpen(
+            f"the task returned with {reason} still open; its uncommitted work was rolled back"
+        )
+        text = format_error(error)
+        if isinstance(outcome, Failed):
+            text = f"{outcome.error}\n{text}"
+        return Failed(outcome.claim, outcome.task, outcome.fields, error, text)
+
+    def exit_forked_child(self, outcome: Outcome) -> NoReturn:
+        """End a child that a task forked and that returned into the worker's loop,
+        without touching the worker's rows, connections or heartbeat."""
+        code = 0
+        if isinstance(outcome, Failed):
+            exit_code = getattr(outcome.exception, "code", 1)
+            code = exit_code if isinstance(exit_code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     # Recording outcomes ---------------------------------------------------------------
 
@@ -383,6 +442,10 @@ class Worker:
         done = self.unrecorded
         completed, claim = self.strategy.complete_and_claim(done.claim, self.queues, self.row.pk)
         self.unrecorded = None
+        if not completed and self.success_in_doubt:
+            # The first attempt may have deleted the row before its answer was lost.
+            completed = not models.Task.objects.using(self.using).filter(pk=done.claim.id).exists()
+        self.success_in_doubt = False
         self.after_success(done, completed)
         return claim
 

@@ -1,4 +1,7 @@
-"""MariaDB or MySQL; credentials from the environment, defaults for the local server."""
+"""MariaDB or MySQL; credentials from the environment, defaults for the local server.
+
+``CONN_MAX_AGE`` stays at Django's default (0), as in a new project.
+"""
 
 import os
 
@@ -13,7 +16,6 @@ DATABASES = {
         "PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
         "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
         "PORT": os.environ.get("MYSQL_PORT", "3306"),
-        "CONN_MAX_AGE": None,
         "OPTIONS": {"charset": "utf8mb4"},
         "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }

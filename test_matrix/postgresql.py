@@ -1,4 +1,7 @@
-"""PostgreSQL; credentials from the environment, defaults for the local server."""
+"""PostgreSQL; credentials from the environment, defaults for the local server.
+
+``CONN_MAX_AGE`` stays at Django's default (0), as in a new project.
+"""
 
 import os
 
@@ -13,6 +16,5 @@ DATABASES = {
         "PASSWORD": os.environ.get("PGPASSWORD", ""),
         "HOST": os.environ.get("PGHOST", "127.0.0.1"),
         "PORT": os.environ.get("PGPORT", "5432"),
-        "CONN_MAX_AGE": None,
     }
 }

@@ -67,3 +67,54 @@ def slow_idempotent(key, seconds):
     _record(f"start {key}")
     _pause(seconds)
     _record(f"end {key}")
+
+
+# Tasks that misbehave towards the worker (tests/test_worker_survives.py) --------------
+
+_connections_seen = []
+
+
+@shared_task
+def record_connection(key):
+    """Record which driver connection the task ran on (kept alive, so ids stay unique)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    _connections_seen.append(connection.connection)
+    _record(f"{key} {len({id(c) for c in _connections_seen})}")
+
+
+@shared_task
+def leave_autocommit_off_and_raise(key):
+    from django.db import transaction
+
+    transaction.set_autocommit(False)
+    record.delay(f"inner {key}")
+    raise ValueError("after turning autocommit off")
+
+
+@shared_task
+def leave_atomic_open(key):
+    from django.db import transaction
+
+    transaction.atomic().__enter__()
+    record.delay(f"inner {key}")
+
+
+@shared_task
+def fork_and_return(key):
+    child = os.fork()
+    _record(f"{key} {'child' if child == 0 else 'parent'} {os.getpid()}")
+
+
+@shared_task
+def record_pid(key):
+    _record(f"{key} {os.getpid()}")
+
+
+@shared_task
+def replace_stop_handlers():
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
