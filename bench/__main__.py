@@ -11,8 +11,8 @@ Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (n
 tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
 (tasks that write one row through the ORM, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
-which also samples the connections each worker holds, beside ``bare_write_K``, the bare
-loop with the same write); ``latency`` (pickup, also as ``pickup_age0`` with
+beside ``bare_write_K``, the bare loop with the same write; each also samples the
+database connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
 ``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``.
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
 
@@ -252,7 +252,7 @@ class Run:
                         tasks=sizes["drain"],
                         workers=workers,
                         task="bench.write",
-                        connections=age == "0",
+                        connections=True,
                     )
                 self.step(
                     vendor,

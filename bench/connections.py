@@ -5,8 +5,9 @@ heartbeat's). A server can say how many sessions a database has but not which pr
 holds them, so this looks from the other side, the same way on every database: a
 worker's open file descriptors that are TCP sockets to the server's port (PostgreSQL,
 MariaDB, both on 127.0.0.1), or that are the SQLite file itself (each connection opens
-it once). A drain samples this at each of its polls; a connection opened and closed
-between two samples is not seen, so the maximum is what the worker holds at once.
+it once). A drain samples this a few times a second (``bench/drain.py``); a connection
+opened and closed between two samples is not seen, so the maximum is of what a worker
+holds for a while (its steady connections), not a count of connections it opened.
 """
 
 from __future__ import annotations

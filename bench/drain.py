@@ -3,8 +3,9 @@ exactly once.
 
 The tasks are no-ops (``bench.record``) or, with ``task="bench.write"``, write one row
 each through the ORM; the rows written are counted afterwards. ``connections=True``
-also samples, at each poll, how many database connections each worker holds
-(``bench/connections.py``), for the cells with Django's default ``CONN_MAX_AGE = 0``.
+also samples how many database connections each worker holds (``bench/connections.py``),
+every ``SAMPLE_EVERY`` seconds: reading ``/proc/net/tcp`` costs the agent a few
+milliseconds, which at every poll would take CPU from the workers on a small machine.
 
 The workers start idle and the clock starts when the tasks, bulk-inserted in one
 transaction, are committed; it stops when the table is empty. So start-up is not
@@ -33,6 +34,8 @@ from bench.workers import Workers
 POLL = 0.02
 #: No progress for this long (or every worker dead) ends the wait.
 STALL_AFTER = 30.0
+#: Seconds between two samples of the workers' connections.
+SAMPLE_EVERY = 0.25
 
 
 def remaining(target: Target) -> int:
@@ -101,13 +104,15 @@ def measure(
 
         truncate(Written._meta.db_table)
     record_dir = Path(tempfile.mkdtemp(prefix="taskq-bench-records-"))
-    most_held = 0
+    most_held, sampled = 0, 0.0
     with Workers(target, workers, record_dir) as pool:
         pids = [process.pid for process in pool.processes]
 
         def sample(_left: int) -> None:
-            nonlocal most_held
-            most_held = max([most_held, *held_connections.held(pids).values()])
+            nonlocal most_held, sampled
+            if time.monotonic() - sampled >= SAMPLE_EVERY:
+                sampled = time.monotonic()
+                most_held = max([most_held, *held_connections.held(pids).values()])
 
         target.insert(range(tasks))
         seconds, left = wait_until_empty(target, pool, sample if connections else None)

@@ -83,10 +83,11 @@ def _drain_rows(
     orig: dict[str, Any] | None,
     bare: dict[str, Any] | None,
 ) -> list[Row]:
-    """Return a drain's row (beside the original and the bare loop) and its faults row."""
+    """Return a drain's row (beside the original and the bare loop), its faults row and,
+    if sampled, the most connections a worker held."""
     to_bare = _ratio(mine, bare)
     ok = None if to_bare is None else to_bare >= 0.75 and _clean(mine)
-    return [
+    out: list[Row] = [
         (
             label,
             _rate(mine),
@@ -108,6 +109,12 @@ def _drain_rows(
             _met(None if not mine or "error" in mine else _clean(mine)),
         ),
     ]
+    held = (mine or {}).get("connections_per_worker_max")
+    if held is not None:
+        out.append(
+            ("  connections/worker, max", str(held), "-", "-", "-", "-", "<= 2", _met(held <= 2))
+        )
+    return out
 
 
 def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
@@ -171,20 +178,6 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
                     _met(ok),
                 )
             )
-            held = age0.get("connections_per_worker_max")
-            if held is not None:
-                out.append(
-                    (
-                        "  connections/worker, max",
-                        str(held),
-                        "-",
-                        "-",
-                        "-",
-                        "-",
-                        "<= 2",
-                        _met(held <= 2),
-                    )
-                )
 
     limit = 5.0 if vendor == "postgresql" else 100.0
     for label, pickup, orig_pickup in (
