@@ -7,6 +7,15 @@ original django-taskq lives in another virtualenv. The bare SQL loops run from h
 Results are printed as a table per database and written as JSON, also after each
 database so that an interrupted run keeps what it measured.
 
+Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (no-op
+tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
+(tasks that write one row through the ORM, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
+None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
+beside ``bare_write_K``, the bare loop with the same write; each also samples the
+database connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
+``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``.
+Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
+
 Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
 the bulk API; drains of 10 000 / 2 000 tasks with 1, 2 and 4 workers; 100 / 20 pickups
 (original: 50 / 8, it polls once a second) and ETAs; 1M due + 1M future + 100k failed
@@ -30,8 +39,20 @@ from bench import bare, databases, original, report
 from bench.agent import RESULT_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ("enqueue", "drain", "latency", "depth", "memory")
+MEASUREMENTS = ("enqueue", "drain", "drain_write", "latency", "depth", "memory")
 WORKER_COUNTS = (1, 2, 4)
+#: What the progress line on stderr shows of a result.
+SUMMARY = (
+    "rate",
+    "p50_ms",
+    "p95_ms",
+    "growth",
+    "p99_ratio",
+    "duplicates",
+    "missing",
+    "written",
+    "connections_per_worker_max",
+)
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "delay": 5_000,
@@ -57,7 +78,11 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n")[2],
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a first look")
     parser.add_argument(
         "--databases",
@@ -85,13 +110,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def environment(target: str, vendor: str) -> dict[str, str]:
+def environment(target: str, vendor: str, conn_max_age: str = "none") -> dict[str, str]:
+    """Return the environment of an agent; its workers inherit it (``CONN_MAX_AGE`` too)."""
     module = "bench.original_settings" if target == "original" else "bench.settings"
     path = os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": module,
         "BENCH_DATABASE": vendor,
+        "BENCH_CONN_MAX_AGE": conn_max_age,
         "PYTHONPATH": path,
     }
 
@@ -109,11 +136,13 @@ def migrate(target: str, vendor: str) -> None:
     )
 
 
-def run_agent(target: str, vendor: str, measurement: str, **parameters: Any) -> dict[str, Any]:
+def run_agent(
+    target: str, vendor: str, measurement: str, conn_max_age: str = "none", **parameters: Any
+) -> dict[str, Any]:
     """Run one measurement in an agent process and return its result."""
     completed = subprocess.run(
         [interpreter(target), "-m", "bench.agent", measurement, json.dumps(parameters)],
-        env=environment(target, vendor),
+        env=environment(target, vendor, conn_max_age),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -152,9 +181,7 @@ class Run:
         result["load_before"] = round(load, 2)
         self.data["databases"][vendor]["results"][key] = result
         summary = result.get("error") or {
-            k: round(v, 2) if isinstance(v, float) else v
-            for k, v in result.items()
-            if k in ("rate", "p50_ms", "p95_ms", "growth", "p99_ratio", "duplicates", "missing")
+            k: round(v, 2) if isinstance(v, float) else v for k, v in result.items() if k in SUMMARY
         }
         print(
             f"[{vendor}] {key}: {summary} ({result['wall_seconds']}s)", file=sys.stderr, flush=True
@@ -210,8 +237,44 @@ class Run:
                         workers=workers,
                     )
                 self.step(vendor, f"bare_{workers}", bare.measure, vendor, tasks, workers)
+        if "drain_write" in only:
+            for workers in WORKER_COUNTS:
+                # The two settings side by side, so the ratio of the two sees the same load.
+                for age, suffix in (("none", ""), ("0", "_age0")):
+                    self.step(
+                        vendor,
+                        f"drain_write_{workers}{suffix}",
+                        run_agent,
+                        "taskq",
+                        vendor,
+                        "drain",
+                        conn_max_age=age,
+                        tasks=sizes["drain"],
+                        workers=workers,
+                        task="bench.write",
+                        connections=True,
+                    )
+                self.step(
+                    vendor,
+                    f"bare_write_{workers}",
+                    bare.measure,
+                    vendor,
+                    sizes["drain"],
+                    workers,
+                    write=True,
+                )
         if "latency" in only:
             self.step(vendor, "pickup", run_agent, "taskq", vendor, "pickup", count=sizes["pickup"])
+            self.step(
+                vendor,
+                "pickup_age0",
+                run_agent,
+                "taskq",
+                vendor,
+                "pickup",
+                conn_max_age="0",
+                count=sizes["pickup"],
+            )
             if originals:
                 self.step(
                     vendor,

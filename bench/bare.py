@@ -14,6 +14,13 @@ the database's clock, as taskq's claims do.
   (``UPDATE … WHERE id = (SELECT … INDEXED BY the claim index …) RETURNING``),
   ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
 
+With ``write=True`` each task also writes one row, the INSERT the ORM sends for
+``bench.write`` (``Written.objects.create``), as a statement of its own at the start of
+the same transaction: PostgreSQL then needs ``BEGIN`` and ``COMMIT`` around its two
+statements. That is still one commit per task, the least a queue could do; folding the
+INSERT into the step's statement would be faster still, but no queue can fold a task's
+own statement into its claim, so the floor does not either. The row's key is the task's id.
+
 The rows are the drain's (queue ``default``, priority 0, due now) in taskq's own table
 and indexes. Clients start together behind a barrier; the clock runs until the last
 one finds nothing due.
@@ -69,6 +76,12 @@ LITE_CLAIM = (
     f"RETURNING {RETURNING}, COALESCE(expires <= {NOW['sqlite']}, 0)"
 )
 LITE_DELETE = DELETE.replace("%s", "?")
+#: What ``Written.objects.create(key=…)`` sends (bench/models.py), read from Django 5.2.
+WRITE = {
+    "postgresql": 'INSERT INTO "bench_written" ("key") VALUES (%s) RETURNING "bench_written"."id"',
+    "mysql": "INSERT INTO `bench_written` (`key`) VALUES (%s) RETURNING `bench_written`.`id`",
+    "sqlite": 'INSERT INTO "bench_written" ("key") VALUES (?) RETURNING "bench_written"."id"',
+}
 
 Claimed = tuple[int, int]  # (id, version) of the task this client holds
 
@@ -84,16 +97,28 @@ def now_param(vendor: str) -> Any:
 
 
 def step(
-    vendor: str, connection: Any, done: Claimed | None, worker_id: int
+    vendor: str, connection: Any, done: Claimed | None, worker_id: int, write: bool = False
 ) -> tuple[int, Claimed | None]:
-    """Delete the task ``done`` and claim the next; return (rows deleted, the claim)."""
+    """Delete the task ``done`` and claim the next; return (rows deleted, the claim).
+
+    With ``write``, first write the row task ``done`` writes, in the same transaction.
+    """
+    write = write and done is not None
     if vendor == "postgresql":
         previous = done or (0, 0)
-        row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
+        if write:
+            with connection.transaction():
+                connection.execute(WRITE[vendor], [previous[0]]).fetchone()
+                row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
+        else:
+            row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
         return row[0], None if row[1] is None else (row[1], row[7])
     cursor = connection.cursor()
     if vendor == "mysql":
         cursor.execute("START TRANSACTION")
+        if write:
+            cursor.execute(WRITE[vendor], [done[0]])
+            cursor.fetchone()
         deleted = cursor.execute(DELETE, list(done)) if done else 0
         cursor.execute(MY_SELECT, ["default"])
         row = cursor.fetchone()
@@ -108,13 +133,15 @@ def step(
             if "locked" not in str(error):
                 raise
             continue
+        if write:
+            cursor.execute(WRITE[vendor], [done[0]]).fetchone()
         deleted = cursor.execute(LITE_DELETE, list(done)).rowcount if done else 0
         row = cursor.execute(LITE_CLAIM, [worker_id, "default"]).fetchone()
         cursor.execute("COMMIT")
         return deleted, None if row is None else (row[0], row[6])
 
 
-def client(vendor: str, worker_id: int, barrier: Any, results: Any) -> None:
+def client(vendor: str, worker_id: int, write: bool, barrier: Any, results: Any) -> None:
     connection = databases.connect(vendor, databases.TASKQ_NAME)
     if vendor == "mysql":
         # The session taskq's worker has: Django opens MySQL connections in READ
@@ -125,17 +152,18 @@ def client(vendor: str, worker_id: int, barrier: Any, results: Any) -> None:
     barrier.wait()
     deleted, claimed = step(vendor, connection, None, worker_id)
     while claimed is not None:
-        deleted, claimed = step(vendor, connection, claimed, worker_id)
+        deleted, claimed = step(vendor, connection, claimed, worker_id, write)
         finished += deleted
     connection.close()
     results.put(finished)
 
 
 def prepare(vendor: str, tasks: int) -> int:
-    """Empty the table, write ``tasks`` due rows and a worker row; return its id."""
+    """Empty the tables, write ``tasks`` due rows and a worker row; return its id."""
     connection = databases.connect(vendor, databases.TASKQ_NAME)
     cursor = connection.cursor()
     cursor.execute(f"DELETE FROM {TABLE}")
+    cursor.execute("DELETE FROM bench_written")
     cursor.execute("DELETE FROM taskq_worker")
     cursor.execute(rows.insert_sql(vendor, TABLE, tasks, "due", mixed=False))
     p = "?" if vendor == "sqlite" else "%s"
@@ -150,13 +178,22 @@ def prepare(vendor: str, tasks: int) -> int:
     return worker_id
 
 
-def measure(vendor: str, tasks: int, clients: int) -> dict[str, Any]:
+def written(vendor: str) -> int:
+    connection = databases.connect(vendor, databases.TASKQ_NAME)
+    cursor = connection.cursor()
+    cursor.execute("SELECT count(*) FROM bench_written")
+    count = int(cursor.fetchone()[0])
+    connection.close()
+    return count
+
+
+def measure(vendor: str, tasks: int, clients: int, write: bool = False) -> dict[str, Any]:
     worker_id = prepare(vendor, tasks)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
     processes = [
-        context.Process(target=client, args=(vendor, worker_id, barrier, results))
+        context.Process(target=client, args=(vendor, worker_id, write, barrier, results))
         for _ in range(clients)
     ]
     for process in processes:
@@ -167,10 +204,13 @@ def measure(vendor: str, tasks: int, clients: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     for process in processes:
         process.join()
-    return {
+    result = {
         "tasks": tasks,
         "clients": clients,
         "seconds": round(seconds, 3),
         "rate": done / seconds,
         "done": done,
     }
+    if write:
+        result["written"] = written(vendor)
+    return result

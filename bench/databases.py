@@ -36,22 +36,30 @@ def sqlite_path(name: str) -> Path:
     return SQLITE_DIR / f"{name}.sqlite3"
 
 
-def django_database(vendor: str, name: str, *, sqlite_options: dict[str, Any]) -> dict[str, Any]:
-    """Return a ``DATABASES`` entry; workers keep their connection (``CONN_MAX_AGE=None``)."""
+def django_database(
+    vendor: str, name: str, *, sqlite_options: dict[str, Any], conn_max_age: int | None = None
+) -> dict[str, Any]:
+    """Return a ``DATABASES`` entry; by default workers keep their connection
+    (``CONN_MAX_AGE=None``), ``conn_max_age=0`` is Django's default (a new project's)."""
     if vendor == "sqlite":
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(sqlite_path(name)),
-            "CONN_MAX_AGE": None,
+            "CONN_MAX_AGE": conn_max_age,
             "OPTIONS": sqlite_options,
         }
     if vendor == "postgresql":
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "CONN_MAX_AGE": None, **PG}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "CONN_MAX_AGE": conn_max_age,
+            **PG,
+        }
     if vendor == "mysql":
         return {
             "ENGINE": "django.db.backends.mysql",
             "NAME": name,
-            "CONN_MAX_AGE": None,
+            "CONN_MAX_AGE": conn_max_age,
             "OPTIONS": {"charset": "utf8mb4"},
             **MY,
         }

@@ -1,5 +1,11 @@
-"""Drain: how fast N worker processes empty a table of no-op tasks, and whether each
-task ran exactly once.
+"""Drain: how fast N worker processes empty a table of tasks, and whether each task ran
+exactly once.
+
+The tasks are no-ops (``bench.record``) or, with ``task="bench.write"``, write one row
+each through the ORM; the rows written are counted afterwards. ``connections=True``
+also samples how many database connections each worker holds (``bench/connections.py``),
+every ``SAMPLE_EVERY`` seconds: reading ``/proc/net/tcp`` costs the agent a few
+milliseconds, which at every poll would take CPU from the workers on a small machine.
 
 The workers start idle and the clock starts when the tasks, bulk-inserted in one
 transaction, are committed; it stops when the table is empty. So start-up is not
@@ -20,13 +26,16 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection
 
+from bench import connections as held_connections
 from bench import record
-from bench.target import Target
+from bench.target import Target, truncate
 from bench.workers import Workers
 
 POLL = 0.02
 #: No progress for this long (or every worker dead) ends the wait.
 STALL_AFTER = 30.0
+#: Seconds between two samples of the workers' connections.
+SAMPLE_EVERY = 0.25
 
 
 def remaining(target: Target) -> int:
@@ -79,14 +88,41 @@ def check_records(directory: Path, tasks: int) -> dict[str, int]:
     }
 
 
-def measure(target: Target, tasks: int, workers: int) -> dict[str, Any]:
+def measure(
+    target: Target,
+    tasks: int,
+    workers: int,
+    task: str | None = None,
+    connections: bool = False,
+) -> dict[str, Any]:
     target.clear()
+    if task is not None:
+        target.task_name = task  # this agent process measures this one drain
+    writes = task == "bench.write"
+    if writes:
+        from bench.models import Written
+
+        truncate(Written._meta.db_table)
     record_dir = Path(tempfile.mkdtemp(prefix="taskq-bench-records-"))
+    most_held, sampled = 0, 0.0
     with Workers(target, workers, record_dir) as pool:
+        pids = [process.pid for process in pool.processes]
+
+        def sample(_left: int) -> None:
+            nonlocal most_held, sampled
+            if time.monotonic() - sampled >= SAMPLE_EVERY:
+                sampled = time.monotonic()
+                most_held = max([most_held, *held_connections.held(pids).values()])
+
         target.insert(range(tasks))
-        seconds, left = wait_until_empty(target, pool)
+        seconds, left = wait_until_empty(target, pool, sample if connections else None)
         dead = pool.dead()
         locked = pool.count_in_logs("database is locked")
+    extra: dict[str, Any] = {"task": target.task_name}
+    if writes:
+        extra["written"] = Written.objects.count()
+    if connections:
+        extra["connections_per_worker_max"] = most_held
     return {
         "tasks": tasks,
         "workers": workers,
@@ -96,4 +132,5 @@ def measure(target: Target, tasks: int, workers: int) -> dict[str, Any]:
         "dead_workers": len(dead),
         "locked_messages": locked,
         **check_records(record_dir, tasks),
+        **extra,
     }

@@ -64,6 +64,8 @@ def _faults(result: dict[str, Any] | None) -> str:
         text += f" ({result['locked_messages']}x locked)"
     if result.get("left"):
         text += f", {result['left']} left"
+    if "written" in result and result["written"] != result["executions"]:
+        text += f", {result['written']} rows written"
     return text
 
 
@@ -73,6 +75,46 @@ def _ms(result: dict[str, Any] | None, *keys: str) -> str:
     if "error" in result:
         return "error"
     return " / ".join(f"{result[key]:.1f}" for key in keys)
+
+
+def _drain_rows(
+    label: str,
+    mine: dict[str, Any] | None,
+    orig: dict[str, Any] | None,
+    bare: dict[str, Any] | None,
+) -> list[Row]:
+    """Return a drain's row (beside the original and the bare loop), its faults row and,
+    if sampled, the most connections a worker held."""
+    to_bare = _ratio(mine, bare)
+    ok = None if to_bare is None else to_bare >= 0.75 and _clean(mine)
+    out: list[Row] = [
+        (
+            label,
+            _rate(mine),
+            _rate(orig),
+            _rate(bare),
+            _fmt_ratio(_ratio(mine, orig)),
+            _fmt_ratio(to_bare),
+            ">= 0.75x bare",
+            _met(ok),
+        ),
+        (
+            "  dup/missing/dead",
+            _faults(mine),
+            _faults(orig),
+            "-",
+            "-",
+            "-",
+            "0/0/0",
+            _met(None if not mine or "error" in mine else _clean(mine)),
+        ),
+    ]
+    held = (mine or {}).get("connections_per_worker_max")
+    if held is not None:
+        out.append(
+            ("  connections/worker, max", str(held), "-", "-", "-", "-", "<= 2", _met(held <= 2))
+        )
+    return out
 
 
 def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
@@ -102,48 +144,52 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
 
     for workers in (1, 2, 4):
+        plural = "s" if workers > 1 else ""
         mine, orig, bare = (
             get(f"drain_{workers}"),
             get(f"original_drain_{workers}"),
             get(f"bare_{workers}"),
         )
-        if not (mine or orig or bare):
-            continue
-        to_bare = _ratio(mine, bare)
-        ok = None if to_bare is None else to_bare >= 0.75 and _clean(mine)
-        label = f"drain: {workers} worker{'s' if workers > 1 else ''}"
-        out.append(
-            (
-                label,
-                _rate(mine),
-                _rate(orig),
-                _rate(bare),
-                _fmt_ratio(_ratio(mine, orig)),
-                _fmt_ratio(to_bare),
-                ">= 0.75x bare",
-                _met(ok),
-            )
+        if mine or orig or bare:
+            out += _drain_rows(f"drain: {workers} worker{plural}", mine, orig, bare)
+    for workers in (1, 2, 4):
+        plural = "s" if workers > 1 else ""
+        kept, age0, bare = (
+            get(f"drain_write_{workers}"),
+            get(f"drain_write_{workers}_age0"),
+            get(f"bare_write_{workers}"),
         )
-        out.append(
-            (
-                "  dup/missing/dead",
-                _faults(mine),
-                _faults(orig),
-                "-",
-                "-",
-                "-",
-                "0/0/0",
-                _met(None if not mine or "error" in mine else _clean(mine)),
+        if kept or bare:
+            out += _drain_rows(f"drain, write: {workers} worker{plural}", kept, None, bare)
+        if age0:
+            label = f"drain, write: {workers} worker{plural}, CONN_MAX_AGE=0"
+            out += _drain_rows(label, age0, None, bare)
+            to_kept = _ratio(age0, kept)
+            ok = None if to_kept is None else to_kept >= 0.90
+            out.append(
+                (
+                    "  age 0 / age None",
+                    _fmt_ratio(to_kept),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    ">= 0.90x",
+                    _met(ok),
+                )
             )
-        )
 
-    pickup, orig_pickup = get("pickup"), get("original_pickup")
-    if pickup or orig_pickup:
-        limit = 5.0 if vendor == "postgresql" else 100.0
+    limit = 5.0 if vendor == "postgresql" else 100.0
+    for label, pickup, orig_pickup in (
+        ("pickup ms p50 / p95", get("pickup"), get("original_pickup")),
+        ("pickup ms p50 / p95, CONN_MAX_AGE=0", get("pickup_age0"), None),
+    ):
+        if not (pickup or orig_pickup):
+            continue
         ok = None if not pickup or "error" in pickup else pickup["p50_ms"] <= limit
         out.append(
             (
-                "pickup ms p50 / p95",
+                label,
                 _ms(pickup, "p50_ms", "p95_ms"),
                 _ms(orig_pickup, "p50_ms", "p95_ms"),
                 "-",

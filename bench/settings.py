@@ -2,8 +2,10 @@
 
 ``BENCH_DATABASE`` (sqlite, postgresql, mysql) picks the database; ``BENCH_DEBUG=1`` turns
 on ``DEBUG`` for the memory run. Workers keep their connection (``CONN_MAX_AGE=None``,
-as the README asks of worker processes) and poll at the default interval. SQLite gets
-the options the README recommends.
+as the README asks of worker processes) unless ``BENCH_CONN_MAX_AGE=0`` gives them
+Django's default, which a new project has and the ``*_age0`` cells measure; they poll at
+the default interval. SQLite gets the options the README recommends. The app ``bench``
+holds the table ``bench.write`` writes to (``bench/models.py``).
 """
 
 import os
@@ -12,6 +14,8 @@ from bench.databases import TASKQ_NAME, django_database
 
 BENCH_TARGET = "taskq"
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "sqlite")
+_AGE = os.environ.get("BENCH_CONN_MAX_AGE", "none").lower()
+BENCH_CONN_MAX_AGE = None if _AGE == "none" else int(_AGE)
 
 SECRET_KEY = "taskq-bench-only"
 DEBUG = os.environ.get("BENCH_DEBUG") == "1"
@@ -25,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "taskq",
+    "bench",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +58,7 @@ DATABASES = {
         BENCH_DATABASE,
         TASKQ_NAME,
         sqlite_options={"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        conn_max_age=BENCH_CONN_MAX_AGE,
     )
 }
 TASKQ_IMPORTS = ["bench.tasks"]
