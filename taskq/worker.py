@@ -30,6 +30,7 @@ from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.execution import (
+    Cancelled,
     Expired,
     Failed,
     Outcome,
@@ -43,6 +44,7 @@ from taskq.execution import (
 from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
 from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
+from taskq.timelimits import CurrentRun
 
 __all__ = ["CONNECTION_ERRORS", "Worker", "format_error"]
 
@@ -110,6 +112,8 @@ class Worker:
         self.unrecorded: Succeeded | None = None
         #: A claim may have committed without this worker hearing the answer.
         self.claim_in_doubt = False
+        #: The running task's body, under its time limits (taskq.timelimits).
+        self.current = CurrentRun()
 
     # Life cycle -----------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Worker:
         """Beat the heartbeat while the loop runs; return the loop's exit code."""
         assert self.row is not None
         self.heartbeat = Heartbeat(
-            self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes
+            self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes, self.current
         )
         self.gate = HeartbeatGate(self.heartbeat, self.database_answers)
         self.heartbeat.start()
@@ -241,7 +245,7 @@ class Worker:
                     return 0
                 self.idle()
                 continue
-            self.record(run_claimed(claim, self.ident))
+            self.record(run_claimed(claim, self.ident, self.current))
             self.processed += 1
         return 0
 
@@ -366,6 +370,15 @@ class Worker:
                     extra=fields,
                 )
                 self.fail(outcome, exception, error)
+            case Cancelled(requested_by=requested_by):
+                logger.warning(
+                    "Task %s cancelled by %s after %.3fs; deleted",
+                    label,
+                    requested_by,
+                    fields["duration"],
+                    extra=fields,
+                )
+                self.write(self.strategy.complete, claim)
             case Rejected(exception=exception, error=error):
                 logger.error("Task %s failed: %s", label, error, extra=fields)
                 self.fail(outcome, exception, error)
