@@ -69,12 +69,19 @@ class AsyncResult:
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
 
-    def revoke(self) -> bool:
-        """Delete the task if no worker has started it; return whether it was deleted."""
+    def revoke(self, terminate: bool = False) -> bool:
+        """Delete the task if no worker has started it; return whether it was deleted.
+
+        With ``terminate=True`` a running task is interrupted too (its worker's heartbeat
+        reads the request) and its row deleted; return whether a task was found to stop.
+        """
         if self.id is None:
             return False
         deleted, _ = Task.objects.queued().filter(pk=self.id).delete()
-        return bool(deleted)
+        if deleted or not terminate:
+            return bool(deleted)
+        asked = Task.objects.started().filter(pk=self.id)
+        return bool(asked.update(cancel_requested_by="revoke(terminate=True)"))
 
 
 class EagerResult(AsyncResult):
@@ -91,7 +98,7 @@ class EagerResult(AsyncResult):
     def successful(self) -> bool:
         return self.exception is None
 
-    def revoke(self) -> bool:
+    def revoke(self, terminate: bool = False) -> bool:
         return False
 
 
