@@ -2,7 +2,7 @@
 
 Five read-only lists (failed, dirty, active, pending, future), each a proxy model, and
 a summary page. Rows are never added or edited by hand; the only writes are the
-actions ("Retry now", "Run now", delete), each guarded by a permission on ``Task``.
+actions ("Retry now", "Run now", "Cancel", delete), each guarded by a permission on ``Task``.
 Pages stay fast on a table of millions of rows: no exact count where the planner can
 estimate one, and every list is ordered by an indexed column.
 """
@@ -288,10 +288,16 @@ class ActiveTaskAdmin(TaskGroupAdmin):
     group = "active"
     state = Task.State.STARTED
     ordering = ("started_at", "pk")
-    actions = None  # a running task is left alone
+    row_action = ("cancel", "Cancel")
+    actions = None  # only one running task at a time is stopped, from its own row
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def cancel(self, request: HttpRequest, queryset: TaskQuerySet) -> None:
+        """Ask the task's worker to interrupt it; the worker then deletes the row."""
+        asked = queryset.update(cancel_requested_by=f"admin user {request.user.get_username()}")
+        self._report(request, asked, "Asked to stop:")
 
 
 @admin.register(PendingTask)

@@ -14,7 +14,14 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from django.conf import settings as django_settings
 
 from taskq import registry, serialization
-from taskq.context import Request, Retry, current_request, running
+from taskq.context import (
+    Request,
+    Retry,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+    current_request,
+    running,
+)
 from taskq.enqueue import Call, check_moment, enqueue
 from taskq.models import Task
 from taskq.retries import MaxRetriesExceededError, RetryPolicy
@@ -25,7 +32,9 @@ __all__ = [
     "Request",
     "Retry",
     "Signature",
+    "SoftTimeLimitExceeded",
     "TaskFunction",
+    "TimeLimitExceeded",
     "current_request",
     "shared_task",
 ]
@@ -45,6 +54,8 @@ TASK_OPTIONS: dict[str, Any] = {
     **dict.fromkeys(RETRY_OPTIONS),
     "expires": None,
     "acks_late": False,
+    "time_limit": None,
+    "soft_time_limit": None,
 }
 APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
 
@@ -58,12 +69,19 @@ class AsyncResult:
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
 
-    def revoke(self) -> bool:
-        """Delete the task if no worker has started it; return whether it was deleted."""
+    def revoke(self, terminate: bool = False) -> bool:
+        """Delete the task if no worker has started it; return whether it was deleted.
+
+        With ``terminate=True`` a running task is interrupted too (its worker's heartbeat
+        reads the request) and its row deleted; return whether a task was found to stop.
+        """
         if self.id is None:
             return False
         deleted, _ = Task.objects.queued().filter(pk=self.id).delete()
-        return bool(deleted)
+        if deleted or not terminate:
+            return bool(deleted)
+        asked = Task.objects.started().filter(pk=self.id)
+        return bool(asked.update(cancel_requested_by="revoke(terminate=True)"))
 
 
 class EagerResult(AsyncResult):
@@ -80,7 +98,7 @@ class EagerResult(AsyncResult):
     def successful(self) -> bool:
         return self.exception is None
 
-    def revoke(self) -> bool:
+    def revoke(self, terminate: bool = False) -> bool:
         return False
 
 
@@ -108,6 +126,10 @@ class TaskFunction(Generic[P, R]):
         self.expires: float | datetime | None = merged["expires"]
         #: Safe to run again: if its worker dies mid-run, the task is queued again.
         self.acks_late: bool = bool(merged["acks_late"])
+        #: Seconds after which a run is interrupted and failed (``None``: the setting).
+        self.time_limit: float | None = merged["time_limit"]
+        #: Seconds after which ``SoftTimeLimitExceeded`` is raised in the body.
+        self.soft_time_limit: float | None = merged["soft_time_limit"]
         self.__wrapped__ = run
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", self.name)

@@ -62,6 +62,10 @@ def seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+def optional_seconds(name: str, value: Any) -> float | None:
+    return None if value is None else seconds(name, value)
+
+
 def claim_strategy(name: str, value: Any) -> str | None:
     if value is not None and not (isinstance(value, str) and value):
         raise ImproperlyConfigured(
@@ -158,6 +162,18 @@ class TaskqSettings:
         "PostgreSQL: the worker prepares its two claim statements once per connection "
         "(planning costs as much as running them); set `False` behind a transaction-pooling "
         "PgBouncer older than 1.21",
+    )
+    TIME_LIMIT = Setting[float | None](
+        None,
+        optional_seconds,
+        "seconds after which a running task is interrupted and failed with "
+        "`TimeLimitExceeded`, for tasks without their own `time_limit` (`None`: no limit)",
+    )
+    SOFT_TIME_LIMIT = Setting[float | None](
+        None,
+        optional_seconds,
+        "seconds after which `SoftTimeLimitExceeded` is raised inside a running task, for "
+        "tasks without their own `soft_time_limit` (`None`: no limit)",
     )
     METRICS_TOKEN = Setting[str | None](
         None,

@@ -2,7 +2,8 @@
 
 The worker (and an eager call) makes a ``Request`` current while a task body runs;
 ``taskq.celery`` and ``taskq.django_tasks`` read it to know the row's id, its retry
-count and the worker running it. ``Retry`` is how a task body asks to run again.
+count and the worker running it. ``Retry`` is how a task body asks to run again;
+``SoftTimeLimitExceeded`` and ``TimeLimitExceeded`` are how a time limit shows in it.
 """
 
 from __future__ import annotations
@@ -73,3 +74,18 @@ class Retry(Exception):
         if self.eta is not None:
             return self.eta
         return timezone.now() + timedelta(seconds=self.countdown or 0)
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Raised inside a task body at its soft time limit; the task may catch it to clean up.
+
+    Uncaught, it fails the task, or retries it when ``autoretry_for`` names it.
+    """
+
+
+class TimeLimitExceeded(Exception):
+    """The error a task is failed with when its hard time limit interrupted it.
+
+    The body never sees this one (it is stopped by an exception it cannot catch with
+    ``except Exception``); it is what the failed row's traceback names.
+    """

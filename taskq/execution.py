@@ -12,12 +12,14 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from taskq import registry, serialization, signals
 from taskq.backends import Claim
 from taskq.context import Request, Retry, running
+from taskq.timelimits import CancelRequested, CurrentRun, HardTimeLimit
 
 logger = logging.getLogger("taskq.worker")
 
@@ -63,6 +65,13 @@ class Failed(Outcome):
 
 
 @dataclass(frozen=True)
+class Cancelled(Outcome):
+    """Someone asked to stop the running task, and it was interrupted: delete its row."""
+
+    requested_by: str
+
+
+@dataclass(frozen=True)
 class Rejected(Outcome):
     """The task could not even start (unregistered name, undecodable arguments)."""
 
@@ -70,10 +79,13 @@ class Rejected(Outcome):
     error: str
 
 
-def run_claimed(claim: Claim, worker: str) -> Outcome:
+def run_claimed(claim: Claim, worker: str, current: CurrentRun | None = None) -> Outcome:
     """Run ``claim``'s task once in this process, for worker ``worker``; return how it
     ended. A task's ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) is its
-    failure, never the worker's end."""
+    failure, never the worker's end.
+
+    With ``current``, the body runs under its time limits and can be cancelled: the
+    interrupts reach the body only, never the logging and signals around it."""
     fields: dict[str, Any] = {
         "task_id": claim.id,
         "task_name": claim.name,
@@ -98,7 +110,15 @@ def run_claimed(claim: Claim, worker: str) -> Outcome:
     started = time.monotonic()
     try:
         with running(Request(claim.id, claim.name, claim.retries, worker=worker)):
-            task.execute(args, kwargs)
+            with current.body(claim, task) if current else nullcontext():
+                task.execute(args, kwargs)
+    except HardTimeLimit as hit:
+        fields["duration"] = time.monotonic() - started
+        exceeded = hit.error()
+        return Failed(claim, task, fields, exceeded, format_error(exceeded))
+    except CancelRequested as cancel:
+        fields["duration"] = time.monotonic() - started
+        return Cancelled(claim, task, fields, cancel.requested_by)
     except Retry as retry:
         fields["duration"] = time.monotonic() - started
         error = format_error(retry.exc) if retry.exc else "retry requested"

@@ -2,12 +2,15 @@
 
 The heartbeat runs in a thread with its own database connection, so a long task or a
 slow claim never delays it; a started task whose worker's heartbeat is stale is dirty.
+It also watches the running task (``taskq.timelimits.CurrentRun``): it passes on cancel
+requests, and it is the backstop for a task that its time limit could not interrupt.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from taskq import models
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.hygiene import keep_referenced
+from taskq.timelimits import CurrentRun
 
 logger = logging.getLogger("taskq.worker")
 
@@ -34,8 +38,16 @@ class Outcomes:
 class Heartbeat(threading.Thread):
     """Write the worker row's heartbeat every interval, on the thread's own connection."""
 
-    def __init__(self, using: str, worker_id: int, interval: float, outcomes: Outcomes) -> None:
+    def __init__(
+        self,
+        using: str,
+        worker_id: int,
+        interval: float,
+        outcomes: Outcomes,
+        current: CurrentRun | None = None,
+    ) -> None:
         super().__init__(name="taskq-heartbeat", daemon=True)
+        self.current = current
         self.using = using
         self.worker_id = worker_id
         self.interval = interval
@@ -49,12 +61,36 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         # A child forked by a task must never finalize this thread's connection.
         keep_referenced(connections[self.using])
+        # The time-limit timer's signal must reach the main thread, which runs the task.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        next_beat = time.monotonic() + self.interval
         try:
-            while not self.stopped.wait(self.interval):
-                self.beat()
+            while not self.stopped.wait(self.pause(next_beat)):
+                if time.monotonic() >= next_beat:
+                    self.beat()
+                    next_beat = time.monotonic() + self.interval
+                    self.watch_the_task()
+                if self.current is not None:
+                    self.current.take_over_if_stuck(self.using)
             self.beat()  # the final counts
         finally:
             connections[self.using].close()
+
+    def pause(self, next_beat: float) -> float:
+        """Seconds until the next beat, or sooner when a stuck task must be taken over."""
+        pause = next_beat - time.monotonic()
+        takeover = self.current.takeover_in() if self.current is not None else None
+        if takeover is not None:
+            pause = min(pause, takeover)
+        return max(pause, 0.0)
+
+    def watch_the_task(self) -> None:
+        if self.current is None:
+            return
+        try:
+            self.current.look_for_cancel(self.using)
+        except Exception as error:  # the thread must not die: the next beat asks again
+            logger.warning("Could not read the running task's cancel request: %s", error)
 
     def beat(self) -> None:
         try:

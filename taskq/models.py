@@ -155,6 +155,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
             "state": Task.State.QUEUED,
             "version": F("version") + 1,
             "worker": None,
+            "cancel_requested_by": "",  # a cancel asked of the run that ended
         }
         if eta is not None:
             changes["eta"] = eta
@@ -206,6 +207,8 @@ class Task(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    #: Who asked to stop the running task; its worker's heartbeat reads it.
+    cancel_requested_by = models.CharField(max_length=200, blank=True, default="")
 
     objects = TaskQuerySet.as_manager()
 

@@ -31,6 +31,7 @@ from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.execution import (
+    Cancelled,
     Expired,
     Failed,
     Outcome,
@@ -44,6 +45,7 @@ from taskq.execution import (
 from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
 from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
+from taskq.timelimits import CurrentRun
 
 __all__ = ["CONNECTION_ERRORS", "Worker", "format_error"]
 
@@ -120,6 +122,8 @@ class Worker:
         self.claim_in_doubt = False
         #: So may the delete of ``unrecorded`` that went with it.
         self.success_in_doubt = False
+        #: The running task's body, under its time limits (taskq.timelimits).
+        self.current = CurrentRun()
 
     # Life cycle -----------------------------------------------------------------------
 
@@ -147,7 +151,7 @@ class Worker:
         """Beat the heartbeat while the loop runs; return the loop's exit code."""
         assert self.row is not None
         self.heartbeat = Heartbeat(
-            self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes
+            self.using, self.row.pk, settings.HEARTBEAT_INTERVAL, self.outcomes, self.current
         )
         self.gate = HeartbeatGate(self.heartbeat, self.database_answers)
         hygiene.protect_from_forks()
@@ -262,7 +266,7 @@ class Worker:
                     return 0
                 self.idle()
                 continue
-            outcome = run_claimed(claim, self.ident)
+            outcome = run_claimed(claim, self.ident, self.current)
             if os.getpid() != self.pid:
                 self.exit_forked_child(outcome)
             self.record(self.after_task(outcome))
@@ -425,6 +429,15 @@ class Worker:
                     extra=fields,
                 )
                 self.fail(outcome, exception, error)
+            case Cancelled(requested_by=requested_by):
+                logger.warning(
+                    "Task %s cancelled by %s after %.3fs; deleted",
+                    label,
+                    requested_by,
+                    fields["duration"],
+                    extra=fields,
+                )
+                self.write(self.strategy.complete, claim)
             case Rejected(exception=exception, error=error):
                 logger.error("Task %s failed: %s", label, error, extra=fields)
                 self.fail(outcome, exception, error)

@@ -49,6 +49,9 @@ TASKQ_HEARTBEAT_INTERVAL = 0.5
 TASKQ_DIRTY_AFTER = 3
 TASKQ_POLL_INTERVAL = float(os.environ.get("TASKQ_TEST_POLL_INTERVAL", "0.05"))
 TASKQ_KEEP_CONNECTIONS = os.environ.get("TASKQ_TEST_KEEP_CONNECTIONS", "1") == "1"
+TASKQ_TIME_LIMIT = (
+    float(os.environ["TASKQ_TEST_TIME_LIMIT"]) if "TASKQ_TEST_TIME_LIMIT" in os.environ else None
+)
 
 # Worker processes connect to the test database that pytest-django created.
 DB_NAME = os.environ.get("TASKQ_DB_NAME", "taskq")

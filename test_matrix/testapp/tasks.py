@@ -1,11 +1,13 @@
 """Tasks the tests enqueue and worker processes run."""
 
+import ctypes
 import os
+import signal
 import threading
 
 import django
 
-from taskq.celery import shared_task
+from taskq.celery import SoftTimeLimitExceeded, shared_task
 
 
 def _pause(seconds: float) -> None:
@@ -118,3 +120,61 @@ def replace_stop_handlers():
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# Time limits and cancellation (tests/test_timelimits.py, tests/test_cancel.py).
+
+
+@shared_task(time_limit=1)
+def limited_sleep(key):
+    _record(f"start {key}")
+    _pause(60)
+    _record(f"end {key}")
+
+
+@shared_task(time_limit=1)
+def limited_busy(key):
+    """A pure-Python loop that swallows every Exception: only the hard limit stops it."""
+    _record(f"start {key}")
+    spins = 0
+    while True:
+        try:
+            spins += 1
+        except Exception:
+            pass
+
+
+@shared_task(soft_time_limit=0.5, time_limit=5)
+def soft_cleanup(key):
+    _record(f"start {key}")
+    try:
+        _pause(60)
+    except SoftTimeLimitExceeded:
+        _record(f"cleanup {key}")
+
+
+@shared_task(
+    soft_time_limit=0.5,
+    autoretry_for=(SoftTimeLimitExceeded,),
+    max_retries=1,
+    retry_kwargs={"countdown": 0},
+)
+def soft_autoretry(key):
+    _record(f"start {key}")
+    _pause(60)
+
+
+@shared_task(time_limit=0.5)
+def uninterruptible(key):
+    """A C call that never returns to the interpreter: SIGALRM blocked, libc's sleep()."""
+    _record(f"start {key}")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    ctypes.CDLL(None).sleep(30)
+    _record(f"end {key}")
+
+
+@shared_task
+def busy(key):
+    _record(f"start {key}")
+    while True:
+        pass
