@@ -1,10 +1,9 @@
-"""How ``enqueue_many`` writes rows: the fastest statement each database has.
+"""The rows ``enqueue_many`` and ``enqueue`` write, ready for the database.
 
 Rows arrive checked (``taskq.enqueue.Checked``): name, queue, priority, args, kwargs,
 then eta and expires as a datetime or as seconds after the database's "now", which is
-read once per call. PostgreSQL gets ``COPY`` (psycopg 3) or ``INSERT … SELECT FROM
-UNNEST`` (psycopg2), MySQL/MariaDB a multi-row ``INSERT`` escaped by the driver once per
-distinct value, SQLite (and any other database) a multi-row ``INSERT`` with parameters.
+read once per call. Which statement writes them is the database engine's
+(``Engine.write_rows`` in ``taskq.backends``): each database has its fastest.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from django.db.models import Field
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from taskq.backends import engine_for
 from taskq.clock import DatabaseNow
 from taskq.models import Task
 
@@ -61,22 +61,7 @@ class BulkInsert:
     def write(self, rows: list[Checked], batch_size: int) -> None:
         """Write ``rows``, with times relative to the database's clock read now."""
         self.now = database_clock(self.connection)
-        vendor = self.connection.vendor
-        if vendor == "postgresql":
-            if self.can_copy():
-                self._write_copy(rows, batch_size)
-            else:
-                self._write_unnest(rows, batch_size)
-        elif vendor == "mysql":
-            self._write_mysql(rows, batch_size)
-        else:
-            self._write_values(rows, batch_size)
-
-    def can_copy(self) -> bool:
-        """Whether the driver is psycopg 3, whose ``Cursor.copy`` streams rows (psycopg2
-        has another API)."""
-        with self.connection.cursor() as cursor:
-            return hasattr(cursor.cursor, "copy")
+        engine_for(self.connection).write_rows(self, rows, batch_size)
 
     def default_literals(self) -> list[str]:
         """The defaults as SQL literals, as the schema editor writes a column's
@@ -86,118 +71,7 @@ class BulkInsert:
         # The statements go through the driver's %s formatting.
         return [literal.replace("%", "%%") for literal in literals]
 
-    def _write_values(self, rows: list[Checked], batch_size: int) -> None:
-        """``INSERT … VALUES (…), (…)``: one statement per batch."""
-        placeholders = ["%s"] * len(self.call_fields) + self.default_literals()
-        placeholder = f"({', '.join(placeholders)})"
-        head = f"INSERT INTO {self.table} ({self.columns}) VALUES "
-        # SQLite (and Oracle) cap the parameters of one statement.
-        size = self.connection.ops.bulk_batch_size(self.call_fields, rows)
-        size = max(1, min(batch_size, size))
-        eta, expires = self.eta_field, self.expires_field
-        sql = ""
-        with self.connection.cursor() as cursor:
-            for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
-                params: list[Any] = []
-                for row in batch:
-                    params += row[:5]
-                    params.append(self._moment(eta, row.eta))
-                    params.append(self._moment(expires, row.expires))
-                if not sql or len(batch) < size:
-                    sql = head + ", ".join([placeholder] * len(batch))
-                cursor.execute(sql, params)
-
-    def _write_mysql(self, rows: list[Checked], batch_size: int) -> None:
-        """MySQL and MariaDB: ``INSERT … VALUES (…), (…)``, one statement per batch.
-
-        mysqlclient has no server-side parameters: it escapes every value into the
-        statement with ``Connection.literal``. Calling it here instead, once per distinct
-        value (most rows share their name, queue, priority, kwargs and due time), is the
-        same text for a fraction of the work.
-        """
-        connection = self.connection
-        connection.ensure_connection()
-        driver = connection.connection
-        encoding = driver.encoding
-        literals: dict[tuple[type, Any], bytes] = {}
-
-        def literal(value: Any) -> bytes:
-            key = (type(value), value)
-            if key not in literals:
-                literals[key] = driver.literal(value)
-            return literals[key]
-
-        head = f"INSERT INTO {self.table} ({self.columns}) VALUES ".encode(encoding)
-        defaults = b"".join(b", " + literal(value) for value in self.defaults) + b")"
-        eta, expires = self.eta_field, self.expires_field
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), batch_size):
-                values = [
-                    b"("
-                    + b", ".join(
-                        (
-                            literal(row.name),
-                            literal(row.queue),
-                            literal(row.priority),
-                            driver.literal(row.args),  # rarely the same twice
-                            literal(row.kwargs),
-                            literal(self._moment(eta, row.eta)),
-                            literal(self._moment(expires, row.expires)),
-                        )
-                    )
-                    + defaults
-                    for row in rows[start : start + batch_size]
-                ]
-                # Text, as Django's execute wrappers expect, and without parameters: no
-                # %-formatting either.
-                cursor.execute((head + b", ".join(values)).decode(encoding))
-
-    def _write_copy(self, rows: list[Checked], batch_size: int) -> None:
-        """PostgreSQL with psycopg 3: ``COPY … FROM STDIN``, one per batch.
-
-        The fastest way in: rows are formatted in C and streamed. ``COPY`` does not go
-        through Django's execute wrappers (nor its debug log of queries).
-        """
-        sql = f"COPY {self.table} ({self.columns}) FROM STDIN"
-        eta, expires = self.eta_field, self.expires_field
-        defaults = self.defaults
-        with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
-            for start in range(0, len(rows), batch_size):
-                with cursor.cursor.copy(sql) as copy:
-                    for row in rows[start : start + batch_size]:
-                        copy.write_row(
-                            (
-                                *row[:5],
-                                self._moment(eta, row.eta),
-                                self._moment(expires, row.expires),
-                                *defaults,
-                            )
-                        )
-
-    def _write_unnest(self, rows: list[Checked], batch_size: int) -> None:
-        """PostgreSQL with psycopg2: ``INSERT … SELECT … FROM UNNEST(array, …)``.
-
-        One array a column, as ``bulk_create`` does since Django 5.2: the statement
-        stays small and is planned in no time, however many rows a batch has.
-        """
-        connection = self.connection
-        arrays = ", ".join(f"(%s)::{_array_type(f, connection)}[]" for f in self.call_fields)
-        selected = ", ".join(["rows.*", *self.default_literals()])
-        sql = (
-            f"INSERT INTO {self.table} ({self.columns}) "
-            f"SELECT {selected} FROM UNNEST({arrays}) AS rows"
-        )
-        eta, expires = self.eta_field, self.expires_field
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), batch_size):
-                batch = rows[start : start + batch_size]
-                columns: list[list[Any]] = [list(column) for column in zip(*batch, strict=True)]
-                columns[5] = [self._moment(eta, value) for value in columns[5]]
-                columns[6] = [self._moment(expires, value) for value in columns[6]]
-                cursor.execute(sql, columns)
-
-    def _moment(self, target: Field[Any, Any], value: float | datetime | None) -> Any:
+    def moment(self, target: Field[Any, Any], value: float | datetime | None) -> Any:
         """A checked time as the database value: seconds count from the database's now."""
         if value is None:
             return None
@@ -230,12 +104,6 @@ def database_clock(connection: BaseDatabaseWrapper) -> datetime:
     for converter in converters:
         value = converter(value, expression, connection)
     return value
-
-
-def _array_type(target: Field[Any, Any], connection: BaseDatabaseWrapper) -> str:
-    """The column's type without its size (``varchar``, not ``varchar(200)``), as Django's
-    own ``UNNEST`` does: the values were checked already, and nothing is cut."""
-    return cast(str, target.db_type(connection)).split("(")[0]
 
 
 class SingleInsert:

@@ -10,34 +10,26 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db.models import DateTimeField, ExpressionWrapper
-from django.db.models.functions import Now
+from django.db.models import DateTimeField, ExpressionWrapper, Func
 
 
-class DatabaseNow(Now):
-    """``Now()``, in the time zone Django stores datetimes in on every database.
+class DatabaseNow(Func):
+    """The database's time now, in the time zone Django stores datetimes in.
 
-    With ``USE_TZ = True`` that is UTC. With ``USE_TZ = False`` Django stores local
-    times of ``TIME_ZONE``: SQLite's "localtime" follows it (Django sets the process's
-    time zone), MySQL's ``CURRENT_TIMESTAMP`` follows the server's time zone, which must
-    then be ``TIME_ZONE`` too.
+    With ``USE_TZ = True`` that is UTC; with ``USE_TZ = False``, local times of
+    ``TIME_ZONE``. Which SQL says so differs per database: the engine of the connection
+    (``taskq.backends``, ``Engine.clock_sql``) writes it.
     """
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        if settings.USE_TZ:
-            return super().as_sqlite(compiler, connection, **extra_context)
-        extra_context["template"] = (
-            "STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f', 'NOW', 'localtime')"
-        )
-        return self.as_sql(compiler, connection, **extra_context)
+    template = "CURRENT_TIMESTAMP"
+    output_field = DateTimeField()
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        # CURRENT_TIMESTAMP is in the session's time zone, Django stores UTC.
-        if settings.USE_TZ and connection.timezone_name == "UTC":
-            extra_context["template"] = "UTC_TIMESTAMP(6)"
-            return self.as_sql(compiler, connection, **extra_context)
-        return super().as_mysql(compiler, connection, **extra_context)
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        from taskq.backends import engine_for  # taskq.backends imports this module
+
+        return engine_for(connection).clock_sql(), ()
 
 
 def database_now(offset_seconds: float = 0) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from taskq.backends.transactions import in_open_transaction
+from taskq.backends import engine_for
 from taskq.conf import settings
 
 #: Connections a forked child inherited: kept referenced so that they are never closed
@@ -48,7 +48,7 @@ def left_open(alias: str = DEFAULT_DB_ALIAS) -> str | None:
         return "an atomic() block"
     if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
         return "a transaction (autocommit was turned off)"
-    if in_open_transaction(connection):
+    if engine_for(connection).in_open_transaction():
         return "a transaction"
     return None
 

@@ -20,29 +20,51 @@ from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.names import NAME_MAX_LENGTH, QUEUE_MAX_LENGTH
 
+# The claim, defined once. Every strategy builds on these: the ORM ones use them as they
+# are, the hand-written SQL of ``taskq.backends.claim`` is rendered from them, and the
+# contract suite checks that each strategy claims exactly ``due()`` in ``CLAIM_ORDER``.
+
 #: The name of the index the claim reads (some strategies name it in their SQL).
 CLAIM_INDEX = "taskq_task_claim"
+#: The order a claim takes due tasks in: highest priority first, then the earliest ETA,
+#: then the oldest row (so that ties are broken the same way by every strategy).
+CLAIM_ORDER = ("-priority", "eta", "id")
+#: The columns a claim returns, in this order, followed by whether the task has expired.
+CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version")
+
+
+def claim_changes(worker: Any, now: Any) -> dict[str, Any]:
+    """Return what a claim writes, by field: the row is started, by ``worker``, at ``now``
+    (the database's clock), and its version moves on, which fences off older claims."""
+    return {
+        "state": Task.State.STARTED,
+        "version": F("version") + 1,
+        "worker_id": worker,
+        "started_at": now,
+    }
 
 
 class ClaimIndex(models.Index):
-    """The index the claim reads in order: due tasks of a queue, by priority then ETA.
+    """The index the claim reads in order: due tasks of a queue, in ``CLAIM_ORDER``.
 
-    Where the database has partial indexes it holds queued rows only, so failed and
-    started rows cost the claim nothing. Elsewhere (MySQL, MariaDB) ``state`` leads the
-    key instead, and the index covers the whole claim query (InnoDB appends the primary
-    key), so ``FOR UPDATE SKIP LOCKED`` locks only the row it returns.
+    Where the database's engine says so (``Engine.has_partial_claim_index``) it holds
+    queued rows only, so failed and started rows cost the claim nothing. Elsewhere
+    ``state`` leads the key instead, and the index covers the whole claim query (InnoDB
+    appends the primary key), so ``FOR UPDATE SKIP LOCKED`` locks only the row it returns.
     """
 
     def __init__(self, *, name: str) -> None:
-        super().__init__(fields=["state", "queue", "-priority", "eta", "id"], name=name)
+        super().__init__(fields=["state", "queue", *CLAIM_ORDER], name=name)
 
     def deconstruct(self):  # type: ignore[no-untyped-def]
         return ("taskq.models.ClaimIndex", (), {"name": self.name})
 
     def create_sql(self, model, schema_editor, using="", **kwargs):  # type: ignore[no-untyped-def]
-        if schema_editor.connection.features.supports_partial_indexes:
+        from taskq.backends import engine_for  # taskq.backends imports this module
+
+        if engine_for(schema_editor.connection).has_partial_claim_index:
             index = models.Index(
-                fields=["queue", "-priority", "eta", "id"],
+                fields=["queue", *CLAIM_ORDER],
                 condition=Q(state=Task.State.QUEUED),
                 name=self.name,
             )
@@ -93,7 +115,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.queued().filter(eta__lte=database_now())
 
     def due(self, queues: Sequence[str]) -> TaskQuerySet:
-        """Pending tasks of ``queues``: what a worker of those queues may claim now."""
+        """Pending tasks of ``queues``: what a worker of those queues may claim now (in
+        ``CLAIM_ORDER``; ``taskq.backends.claim`` says the same in SQL)."""
         return self.pending().filter(queue__in=queues)
 
     def future(self) -> TaskQuerySet:
@@ -126,12 +149,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         in ``state``, the cheapest way the indexes allow.
 
         ``(state, name)`` is an index everywhere, and so is ``(state, queue)`` where the
-        claim index is not partial; else (PostgreSQL, SQLite) only queued rows have an
-        index by queue, and one ``SELECT DISTINCT`` over the failed or started rows
-        beats a probe per value that would each read them all.
+        claim index is not partial; else only queued rows have an index by queue, and
+        one ``SELECT DISTINCT`` over the failed or started rows beats a probe per value
+        that would each read them all.
         """
+        from taskq.backends import engine_for  # taskq.backends imports this module
+
         rows = self.filter(state=state)
-        partial = connections[self.db].features.supports_partial_indexes
+        partial = engine_for(connections[self.db]).has_partial_claim_index
         if field == "queue" and state != Task.State.QUEUED and partial:
             return list(rows.order_by(field).values_list(field, flat=True).distinct())
         return rows.distinct_values(field)

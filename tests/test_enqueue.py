@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from taskq import serialization
+from taskq.backends import engine_for
 from taskq.celery import AsyncResult, shared_task
 from taskq.enqueue import Call, enqueue, enqueue_many
 from taskq.models import Task
@@ -48,8 +49,8 @@ def test_delay_writes_one_queued_row_due_now():
 @pytest.mark.parametrize("use_tz", [True, False])
 def test_the_one_statement_enqueue_writes_the_row_the_orm_would(use_tz):
     # Due now or at a datetime: one prepared INSERT; with an expiry: the ORM's save.
-    if not use_tz and connection.vendor != "sqlite":
-        pytest.skip("MySQL's and PostgreSQL's time zones are set up for USE_TZ")
+    if not use_tz and not engine_for(connection).clock_follows_time_zone:
+        pytest.skip("the database's time zone is set up for USE_TZ")
     with override_settings(USE_TZ=use_tz):
         eta = timezone.now() + dt.timedelta(hours=1)  # naive without USE_TZ
         fast = [
@@ -337,11 +338,10 @@ def test_enqueue_many_writes_on_the_database_it_is_given():
 
 def test_enqueue_many_without_copy_on_postgresql(monkeypatch):
     # psycopg2 has no Cursor.copy: rows go in with INSERT ... SELECT FROM UNNEST.
-    if connection.vendor != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
-    from taskq.bulk_insert import BulkInsert
-
-    monkeypatch.setattr(BulkInsert, "can_copy", lambda self: False)
+    engine = engine_for(connection)
+    if not (engine.can_copy and engine.can_unnest):
+        pytest.skip(f"{connection.display_name} has not both COPY and UNNEST")
+    monkeypatch.setattr(type(engine), "can_copy", False)
     eta = timezone.now() + dt.timedelta(hours=1)
     before = database_time()
     calls = [Call("tests.mail", args=[i], queue=f"q{i % 3}", countdown=i) for i in range(25)]
@@ -383,8 +383,8 @@ def heard(listening, seconds):
 
 
 def test_enqueue_many_notifies_each_queue_once_at_commit():
-    if connection.vendor != "postgresql":
-        pytest.skip("only PostgreSQL has LISTEN/NOTIFY")
+    if not engine_for(connection).can_listen:
+        pytest.skip(f"{connection.display_name} cannot wake a worker")
     listening = listener()
     try:
         with transaction.atomic():
@@ -453,8 +453,8 @@ def test_a_second_function_cannot_take_a_registered_name():
 
 
 def test_without_use_tz_due_times_are_judged_in_local_time():
-    if connection.vendor != "sqlite":
-        pytest.skip("MySQL's server time zone and PostgreSQL's timestamptz are set up apart")
+    if not engine_for(connection).clock_follows_time_zone:
+        pytest.skip("the database's clock does not follow TIME_ZONE without USE_TZ")
     with override_settings(USE_TZ=False, TIME_ZONE="Asia/Tokyo"):
         local_now = dt.datetime.now()
         noop.apply_async(eta=local_now - dt.timedelta(minutes=1))

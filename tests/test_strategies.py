@@ -19,7 +19,7 @@ from taskq.backends.mysql import MySQLStrategy
 from taskq.backends.postgresql import PostgreSQLStrategy
 from taskq.backends.sqlite import SQLiteStrategy
 from taskq.enqueue import Call, enqueue
-from taskq.models import Task, Worker
+from taskq.models import CLAIM_ORDER, Task, Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,6 +125,55 @@ def test_fail_keeps_the_row_with_its_error(strategy, worker_row):
     row = Task.objects.get()
     assert (row.state, row.error) == (Task.State.FAILED, "Traceback: boom")
     assert row.failed_at is not None
+
+
+@pytest.mark.parametrize("how", ["claim", "complete_and_claim"])
+def test_claims_take_exactly_the_due_tasks_in_the_defined_order(strategy, worker_row, how):
+    """Every strategy claims what ``TaskQuerySet.due()`` in ``CLAIM_ORDER`` names, no
+    other row and in no other order: a strategy whose SQL drifts from the one definition
+    of a claim fails here."""
+    now = timezone.now()
+    etas = [now - dt.timedelta(minutes=minutes) for minutes in (30, 5, 1)]
+    for priority in (0, 5, -3):
+        for eta in etas:
+            add(priority=priority, eta=eta)
+            add(priority=priority, eta=eta, queue="mail")
+        add(priority=priority, eta=etas[1])  # a tie: the older row first
+    expired = add(priority=2, eta=etas[2])
+    Task.objects.filter(pk=expired.pk).update(expires=now - dt.timedelta(seconds=1))
+    add(priority=9, countdown=600)  # future
+    add(priority=9, queue="other")  # another queue
+    failed, started = add(priority=9), add(priority=9)
+    Task.objects.filter(pk=failed.pk).update(state=Task.State.FAILED)
+    Task.objects.filter(pk=started.pk).update(state=Task.State.STARTED)
+    queues = ["default", "mail"]
+    due = Task.objects.due(queues).order_by(*CLAIM_ORDER)
+    expected = list(due.values_list("pk", "version"))
+    assert len(expected) == 22
+
+    claimed, done = [], None
+    while len(claimed) <= len(expected):
+        if how == "claim" or done is None:
+            done = strategy.claim(queues, worker_row.pk)
+        else:
+            completed, done = strategy.complete_and_claim(done, queues, worker_row.pk)
+            assert completed
+        if done is None:
+            break
+        claimed.append(done)
+    assert [c.id for c in claimed] == [pk for pk, _ in expected]
+    assert [c.expired for c in claimed] == [pk == expired.pk for pk, _ in expected]
+    # What a claim writes: started, by this worker, at the database's now, version + 1.
+    assert [c.version for c in claimed] == [version + 1 for _, version in expected]
+    if how == "claim":
+        rows = Task.objects.filter(pk__in=[c.id for c in claimed])
+        assert {(r.state, r.worker_id, r.started_at is not None) for r in rows} == {
+            (Task.State.STARTED, worker_row.pk, True)
+        }
+        assert all(
+            row.version == c.version
+            for row, c in zip(rows.order_by(*CLAIM_ORDER), claimed, strict=True)
+        )
 
 
 @pytest.mark.parametrize("write", ["complete", "retry", "fail"])

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 
-from taskq.backends import get_strategy
+from taskq.backends import engine_for, get_strategy
 from taskq.models import Worker as WorkerRow
 from test_matrix.testapp.tasks import record
 
@@ -41,8 +41,8 @@ def test_an_idle_worker_starts_a_task_at_its_eta_not_a_poll_later(workers):
 
 
 def test_a_new_task_wakes_an_idle_postgresql_worker_at_once(workers):
-    if connection.vendor != "postgresql":
-        pytest.skip("only PostgreSQL has LISTEN/NOTIFY")
+    if not engine_for(connection).can_listen:
+        pytest.skip(f"{connection.display_name} cannot wake a worker")
     idle_worker(workers, poll_interval=60)  # a poll would come 30 to 90 s later
     start = time.monotonic()
     with transaction.atomic():
@@ -53,8 +53,8 @@ def test_a_new_task_wakes_an_idle_postgresql_worker_at_once(workers):
 
 
 def test_a_rolled_back_task_wakes_nobody_and_the_next_one_does(workers):
-    if connection.vendor != "postgresql":
-        pytest.skip("only PostgreSQL has LISTEN/NOTIFY")
+    if not engine_for(connection).can_listen:
+        pytest.skip(f"{connection.display_name} cannot wake a worker")
     idle_worker(workers, poll_interval=60)
     with pytest.raises(RuntimeError), transaction.atomic():
         record.delay("never")
@@ -68,8 +68,8 @@ def test_a_rolled_back_task_wakes_nobody_and_the_next_one_does(workers):
 
 @pytest.mark.parametrize("prepared", [True, False])
 def test_postgresql_claims_are_prepared_statements_unless_turned_off(prepared):
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared claims are PostgreSQL's")
+    if not type(get_strategy()).prepares_claims:
+        pytest.skip(f"{type(get_strategy()).__name__} prepares no statements")
     connection.close()  # prepared statements live as long as their connection
     worker = WorkerRow.objects.create(
         ident="w",

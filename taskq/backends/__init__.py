@@ -1,37 +1,73 @@
-"""Which claim strategy a database connection gets.
+"""The per-database engines of taskq, and the claim strategies that run on them.
 
-``TASKQ_CLAIM_STRATEGY`` is ``None`` (choose from the connection), a family name
+Everything that differs between databases lives in this package, one module per
+database: its engine (``Engine`` in ``engine.py`` is the generic default; a database's
+module subclasses it) owns the bulk insert of ``enqueue_many``, the count estimate, the
+clock expression, the wake-up trigger and the capability flags callers ask instead of a
+database's name; its claim strategies own the claim. This module is the only place in
+taskq that asks which database a connection talks to (``engine_for``).
+
+A claim is a *strategy*, not an engine, because it is a technique the project may
+choose: ``TASKQ_CLAIM_STRATEGY`` is ``None`` (choose from the connection), a family name
 (``"skip_locked"``, ``"optimistic"``: the most specific strategy of that family for the
-database) or a dotted path to a ``ClaimStrategy`` subclass. This package is the only
-place in taskq that asks which database it is talking to.
+database) or a dotted path to a ``ClaimStrategy`` subclass. The engine follows the
+database whatever the strategy. (The package keeps the name ``backends`` it was
+published under; ``taskq.django_tasks.TaskqBackend`` is another kind of backend, one of
+Django's Tasks framework.)
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.connection import ConnectionProxy
 from django.utils.module_loading import import_string
 
 from taskq.backends.base import Claim, ClaimStrategy
-from taskq.backends.mysql import MySQLStrategy
+from taskq.backends.engine import Engine
+from taskq.backends.mysql import MySQLEngine, MySQLStrategy
 from taskq.backends.optimistic import OptimisticStrategy
-from taskq.backends.postgresql import PostgreSQLStrategy
+from taskq.backends.postgresql import PostgreSQLEngine, PostgreSQLStrategy
 from taskq.backends.skip_locked import SkipLockedStrategy
-from taskq.backends.sqlite import SQLiteStrategy
-from taskq.backends.sqlite import prepare_connection as prepare_sqlite_connection
+from taskq.backends.sqlite import SQLiteEngine, SQLiteStrategy
 from taskq.conf import settings
 
 __all__ = [
+    "FAMILIES",
     "Claim",
     "ClaimStrategy",
+    "Engine",
+    "engine_for",
     "get_strategy",
     "prepare_connection",
     "strategy_class",
+    "task_database",
     "usable_strategies",
 ]
+
+#: Each database's engine, by Django's ``connection.vendor``; any other gets ``Engine``.
+ENGINES: dict[str, type[Engine]] = {
+    "postgresql": PostgreSQLEngine,
+    "mysql": MySQLEngine,
+    "sqlite": SQLiteEngine,
+}
+_engines: WeakKeyDictionary[BaseDatabaseWrapper, Engine] = WeakKeyDictionary()
+
+
+def engine_for(connection: BaseDatabaseWrapper) -> Engine:
+    """Return the engine of ``connection``'s database (one per connection object)."""
+    if isinstance(connection, ConnectionProxy):  # django.db.connection
+        connection = connections[connection.alias]
+    try:
+        return _engines[connection]
+    except KeyError:
+        engine = _engines[connection] = ENGINES.get(connection.vendor, Engine)(connection)
+        return engine
+
 
 #: Each family's strategies, most specific first; automatic choice tries them in order.
 FAMILIES: dict[str, list[type[ClaimStrategy]]] = {
@@ -115,5 +151,4 @@ def usable_strategies(connection: BaseDatabaseWrapper) -> list[type[ClaimStrateg
 
 def prepare_connection(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """Set up a new connection for concurrent workers (``connection_created`` receiver)."""
-    if connection.vendor == "sqlite":
-        prepare_sqlite_connection(connection)
+    engine_for(connection).prepare_connection()

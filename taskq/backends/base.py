@@ -3,7 +3,9 @@
 A strategy answers one question for the worker, "which due task is mine now?", in
 whatever SQL its database does best, and then fences every later write on that task
 by the version its claim set. The writes after a claim are the same on every
-database, so they live here; strategies override only ``claim``.
+database, so they live here; strategies override only ``claim`` (and, where one
+statement can do both, ``complete_and_claim``). What a claim is (which rows, in which
+order, what it writes) is defined once in ``taskq.models``; see ``taskq.backends.claim``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from taskq.alarm import Alarm
+from taskq.backends.engine import Engine
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import Task
+from taskq.models import CLAIM_FIELDS, Task
 
-#: The columns a claim returns, in this order, followed by whether it has expired.
-CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version")
+__all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
 
 def expired() -> ExpressionWrapper:
@@ -56,10 +58,15 @@ class ClaimStrategy:
 
     #: The name ``TASKQ_CLAIM_STRATEGY`` knows this family of strategies by.
     family: ClassVar[str]
+    #: The engine of the databases this strategy is written for (``Engine``: any).
+    engine_class: ClassVar[type[Engine]] = Engine
     #: Does the claim take row locks, so that concurrent claimers never collide?
     uses_row_locks: ClassVar[bool] = False
-    #: Is the claim one ``UPDATE … RETURNING`` round trip?
-    can_return_rows_from_update: ClassVar[bool] = False
+    #: Is the claim one ``UPDATE … RETURNING`` round trip? (Set per instance where it
+    #: depends on the database's version; the strategy's ``claim`` branches on it.)
+    can_return_rows_from_update: bool = False
+    #: Is the claim a server-side prepared statement?
+    prepares_claims: bool = False
 
     def __init__(self, using: str) -> None:
         self.using = using
@@ -73,8 +80,11 @@ class ClaimStrategy:
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
-        """Return whether this strategy works on ``connection``'s database."""
-        raise NotImplementedError("subclasses of ClaimStrategy must provide is_supported()")
+        """Return whether this strategy works on ``connection``'s database: by default,
+        whether the connection's engine is the one it is written for."""
+        from taskq.backends import engine_for  # the package imports this module
+
+        return isinstance(engine_for(connection), cls.engine_class)
 
     @classmethod
     def unsupported_reason(cls, connection: BaseDatabaseWrapper) -> str:

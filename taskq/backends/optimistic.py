@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
-
-from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy, expired
+from taskq.backends.base import Claim, ClaimStrategy, expired
 from taskq.clock import database_now
-from taskq.models import Task
+from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Task, claim_changes
 
 #: Lost races in a row before a claim gives up for this round (the worker polls again).
 MAX_ATTEMPTS = 8
@@ -26,17 +23,9 @@ MAX_ATTEMPTS = 8
 class OptimisticStrategy(ClaimStrategy):
     family = "optimistic"
 
-    @classmethod
-    def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
-        return True
-
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         tasks = Task.objects.using(self.using)
-        due = (
-            tasks.due(queues)
-            .order_by("-priority", "eta", "id")
-            .values_list(*CLAIM_FIELDS, expired())
-        )
+        due = tasks.due(queues).order_by(*CLAIM_ORDER).values_list(*CLAIM_FIELDS, expired())
         for _ in range(MAX_ATTEMPTS):
             row = due.first()
             if row is None:
@@ -44,12 +33,7 @@ class OptimisticStrategy(ClaimStrategy):
             candidate = Claim.from_row(row)
             won = tasks.filter(
                 pk=candidate.id, version=candidate.version, state=Task.State.QUEUED
-            ).update(
-                state=Task.State.STARTED,
-                version=F("version") + 1,
-                worker_id=worker_id,
-                started_at=database_now(),
-            )
+            ).update(**claim_changes(worker_id, database_now()))
             if won:
                 return replace(candidate, version=candidate.version + 1)
         return None

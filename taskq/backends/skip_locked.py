@@ -13,11 +13,10 @@ from dataclasses import replace
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
 
-from taskq.backends.base import CLAIM_FIELDS, Claim, ClaimStrategy, expired
+from taskq.backends.base import Claim, ClaimStrategy, expired
 from taskq.clock import database_now
-from taskq.models import Task
+from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Task, claim_changes
 
 
 class SkipLockedStrategy(ClaimStrategy):
@@ -26,7 +25,8 @@ class SkipLockedStrategy(ClaimStrategy):
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
-        return bool(connection.features.has_select_for_update_skip_locked)
+        has_skip_locked = bool(connection.features.has_select_for_update_skip_locked)
+        return has_skip_locked and super().is_supported(connection)
 
     @classmethod
     def unsupported_reason(cls, connection: BaseDatabaseWrapper) -> str:
@@ -44,7 +44,7 @@ class SkipLockedStrategy(ClaimStrategy):
                 Task.objects.using(self.using)
                 .select_for_update(skip_locked=True)
                 .due(queues)
-                .order_by("-priority", "eta", "id")
+                .order_by(*CLAIM_ORDER)
                 .values_list(*CLAIM_FIELDS, expired())
                 .first()
             )
@@ -52,9 +52,6 @@ class SkipLockedStrategy(ClaimStrategy):
                 return None
             claim = Claim.from_row(row)
             Task.objects.using(self.using).filter(pk=claim.id).update(
-                state=Task.State.STARTED,
-                version=F("version") + 1,
-                worker_id=worker_id,
-                started_at=database_now(),
+                **claim_changes(worker_id, database_now())
             )
         return replace(claim, version=claim.version + 1)

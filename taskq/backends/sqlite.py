@@ -1,4 +1,4 @@
-"""SQLite: claims on a database file shared by several processes.
+"""SQLite: claims on a database file shared by several processes, and its clock.
 
 SQLite has one writer at a time and no row locks. In WAL mode readers never wait for
 the writer, and the busy timeout (Django's ``OPTIONS["timeout"]``, 5 s by default)
@@ -17,9 +17,10 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import OperationalError
-from django.db.backends.base.base import BaseDatabaseWrapper
 
-from taskq.backends.base import CLAIM_FIELDS, Claim
+from taskq.backends.base import Claim
+from taskq.backends.claim import update_returning_sql
+from taskq.backends.engine import Engine
 from taskq.backends.optimistic import OptimisticStrategy
 from taskq.models import CLAIM_INDEX, Task
 
@@ -30,35 +31,42 @@ def is_locked_error(error: OperationalError) -> bool:
     return "database is locked" in message or "database is busy" in message
 
 
-def prepare_connection(connection: BaseDatabaseWrapper) -> None:
-    """Switch a new connection's database file to WAL, so readers never block."""
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode=WAL")
+def clock_sql(use_tz: bool) -> str:
+    """The clock Django stores datetimes in: UTC, or local time when ``USE_TZ`` is off
+    ("localtime" follows ``TIME_ZONE``: Django sets the process's time zone)."""
+    local = "" if use_tz else ", 'localtime'"
+    return f"STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW'{local})"
+
+
+class SQLiteEngine(Engine):
+    """SQLite's engine: WAL on every new connection, a clock that follows ``TIME_ZONE``."""
+
+    clock_follows_time_zone = True
+
+    def in_open_transaction(self) -> bool:
+        driver = self.connection.connection
+        return driver is not None and bool(driver.in_transaction)
+
+    def prepare_connection(self) -> None:
+        """Switch a new connection's database file to WAL, so readers never block."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=WAL")
+
+    def clock_sql(self) -> str:
+        return clock_sql(settings.USE_TZ)
 
 
 @lru_cache
 def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> str:
     """Return the claim as one ``UPDATE … RETURNING`` (SQLite ≥ 3.35).
 
-    SQLite has one writer, so a single statement needs no compare-and-set. ``INDEXED
-    BY`` names the claim index: without statistics the planner prefers the (state, eta)
-    index and sorts every due row, which at a million rows costs a hundred times more.
-    ``state`` is a literal, or the partial index could not be used.
+    SQLite has one writer, so a single statement needs no compare-and-set nor row lock.
+    ``INDEXED BY`` names the claim index: without statistics the planner prefers the
+    (state, eta) index and sorts every due row, which at a million rows costs a hundred
+    times more.
     """
-    table = quote(Task._meta.db_table)
-    index = quote(CLAIM_INDEX)
-    # The same clock as taskq.clock.DatabaseNow: local time when USE_TZ is off.
-    local = "" if use_tz else ", 'localtime'"
-    now = f"STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW'{local})"
-    returning = ", ".join(quote(name) for name in CLAIM_FIELDS)
-    return (
-        f"UPDATE {table} SET state = {Task.State.STARTED:d}, version = version + 1, "
-        f"worker_id = %s, started_at = {now} "
-        f"WHERE id = (SELECT id FROM {table} INDEXED BY {index} "
-        f"WHERE state = {Task.State.QUEUED:d} AND queue IN ({', '.join(['%s'] * queue_count)}) "
-        f"AND eta <= {now} ORDER BY priority DESC, eta, id LIMIT 1) "
-        f"RETURNING {returning}, COALESCE(expires <= {now}, 0)"
-    )
+    hint = f"INDEXED BY {quote(CLAIM_INDEX)}"
+    return update_returning_sql(quote, clock_sql(use_tz), queue_count, false="0", hint=hint)
 
 
 @lru_cache
@@ -73,9 +81,14 @@ def _driver_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> 
 class SQLiteStrategy(OptimisticStrategy):
     """One ``UPDATE … RETURNING`` where SQLite has it, the optimistic claim before."""
 
-    @classmethod
-    def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
-        return connection.vendor == "sqlite"
+    engine_class = SQLiteEngine
+
+    def __init__(self, using: str) -> None:
+        super().__init__(using)
+        # RETURNING came with SQLite 3.35; before it, the optimistic claim.
+        self.can_return_rows_from_update = bool(
+            self.connection.features.can_return_columns_from_insert
+        )
 
     #: Take the write lock at once: a transaction that reads first and then writes
     #: could not wait for the lock, it would fail.
@@ -91,7 +104,7 @@ class SQLiteStrategy(OptimisticStrategy):
         the statements go through Django's cursor instead.
         """
         connection = self.connection
-        if not connection.features.can_return_columns_from_insert:
+        if not self.can_return_rows_from_update:
             return super().complete_and_claim(done, queues, worker_id)
         quote, use_tz = connection.ops.quote_name, settings.USE_TZ
         if connection.in_atomic_block or connection.queries_logged:
@@ -117,7 +130,7 @@ class SQLiteStrategy(OptimisticStrategy):
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         try:
-            if not self.connection.features.can_return_columns_from_insert:
+            if not self.can_return_rows_from_update:
                 return super().claim(queues, worker_id)
             sql = _claim_sql(self.connection.ops.quote_name, len(queues), settings.USE_TZ)
             with self.connection.cursor() as cursor:

@@ -1,10 +1,8 @@
-"""PostgreSQL: every INSERT into the task table NOTIFYs the queues it wrote to.
+"""Where the database can announce new tasks, every INSERT into the task table does.
 
-A statement-level trigger sees all rows of the statement at once (a ``COPY`` of ten
-thousand rows sends one notification per queue), and PostgreSQL delivers identical
-notifications of one transaction once, at commit. The application sends nothing: no
-extra round trip per enqueue, and rows written by other programs wake workers too.
-Other databases have no such channel; there, workers poll.
+The trigger's SQL is the database engine's (``Engine.create_wakeup_sql``; on PostgreSQL
+a statement-level trigger that NOTIFYs the queues it wrote to, at commit). Databases
+without such a channel get nothing; there, workers poll.
 """
 
 from collections.abc import Callable
@@ -12,26 +10,16 @@ from typing import Any
 
 from django.db import migrations
 
-CREATE = """
-CREATE FUNCTION taskq_notify_queues() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('taskq', queue) FROM (SELECT DISTINCT queue FROM new_rows) AS written;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER taskq_task_notify AFTER INSERT ON taskq_task
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION taskq_notify_queues();
-"""
-DROP = """
-DROP TRIGGER IF EXISTS taskq_task_notify ON taskq_task;
-DROP FUNCTION IF EXISTS taskq_notify_queues();
-"""
+from taskq.backends import engine_for
 
 
-def run_on_postgresql(sql: str) -> Callable[[Any, Any], None]:
+def wakeup_trigger(create: bool) -> Callable[[Any, Any], None]:
+    """Create (or drop) the database engine's wake-up trigger, where it has one."""
+
     def operation(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
+        engine = engine_for(schema_editor.connection)
+        sql = engine.create_wakeup_sql if create else engine.drop_wakeup_sql
+        if sql:
             schema_editor.execute(sql)
 
     return operation
@@ -43,5 +31,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(run_on_postgresql(CREATE), run_on_postgresql(DROP), elidable=False),
+        migrations.RunPython(wakeup_trigger(True), wakeup_trigger(False), elidable=False),
     ]

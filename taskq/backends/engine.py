@@ -1,0 +1,96 @@
+"""What taskq does differently on each database, apart from how a task is claimed.
+
+An engine is chosen from the connection (``taskq.backends.engine_for``), whatever claim
+strategy the project forces: a PostgreSQL project that claims with ``"optimistic"``
+still enqueues with ``COPY``. This class is the generic default, which any database
+Django supports can run; each database's module subclasses it, as Django's
+``features.py`` and ``operations.py`` do. Callers ask the capability flags below
+instead of the database's name.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
+from django.db.models.functions import Now
+from django.db.models.sql import Query
+
+if TYPE_CHECKING:
+    from taskq.bulk_insert import BulkInsert
+    from taskq.enqueue import Checked
+
+
+class Engine:
+    """The generic engine: Django's own SQL, no extras."""
+
+    #: Can an idle worker be woken by the database when a task is written?
+    can_listen = False
+    #: Can ``enqueue_many`` stream its rows with ``COPY``?
+    can_copy = False
+    #: Can ``enqueue_many`` send a batch as one array per column (``UNNEST``)?
+    can_unnest = False
+    #: Does the planner estimate a row count for less than counting it?
+    can_estimate_count = False
+    #: With ``USE_TZ = False``, is the clock in ``TIME_ZONE`` whatever the server's own?
+    clock_follows_time_zone = False
+    #: The SQL that creates the trigger announcing new tasks ("": the database has none).
+    create_wakeup_sql = ""
+    #: The SQL that drops that trigger.
+    drop_wakeup_sql = ""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} for {self.connection.alias!r}>"
+
+    @cached_property
+    def has_partial_claim_index(self) -> bool:
+        """Does the claim index hold queued rows only (a partial index)?"""
+        return bool(self.connection.features.supports_partial_indexes)
+
+    def prepare_connection(self) -> None:
+        """Set up a new connection for concurrent workers."""
+
+    def clock_sql(self) -> str:
+        """The database's time now, as SQL for Django's ``%s`` placeholders: Django's
+        ``Now()``, which is what this database stores datetimes as."""
+        sql, params = Query(None).get_compiler(connection=self.connection).compile(Now())
+        assert not params
+        return str(sql)
+
+    def in_open_transaction(self) -> bool:
+        """Is the driver connection inside a transaction Django does not know of (a raw
+        ``BEGIN`` a task sent)? Only drivers that know without a round trip can tell;
+        asking the server on every task would cost one, so by default: no."""
+        return False
+
+    def estimated_count(self, queryset: QuerySet[Any]) -> int | None:
+        """Return the planner's estimate of ``queryset.count()``, or ``None``: count."""
+        return None
+
+    def write_rows(self, bulk: BulkInsert, rows: list[Checked], batch_size: int) -> None:
+        """Write ``rows`` for ``enqueue_many``: ``INSERT … VALUES (…), (…)``, one
+        statement per batch, with parameters."""
+        placeholders = ["%s"] * len(bulk.call_fields) + bulk.default_literals()
+        placeholder = f"({', '.join(placeholders)})"
+        head = f"INSERT INTO {bulk.table} ({bulk.columns}) VALUES "
+        # SQLite (and Oracle) cap the parameters of one statement.
+        size = self.connection.ops.bulk_batch_size(bulk.call_fields, rows)
+        size = max(1, min(batch_size, size))
+        eta, expires = bulk.eta_field, bulk.expires_field
+        sql = ""
+        with self.connection.cursor() as cursor:
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                params: list[Any] = []
+                for row in batch:
+                    params += row[:5]
+                    params.append(bulk.moment(eta, row.eta))
+                    params.append(bulk.moment(expires, row.expires))
+                if not sql or len(batch) < size:
+                    sql = head + ", ".join([placeholder] * len(batch))
+                cursor.execute(sql, params)
