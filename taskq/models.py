@@ -203,6 +203,12 @@ class Task(models.Model):
         related_name="tasks",
     )
     error = models.TextField(blank=True, default="")
+    #: The call's Celery ``headers``, as typed JSON (``taskq.serialization``). NULL, not
+    #: "", for none: adding a nullable column leaves a big table's rows alone.
+    headers = models.TextField(null=True, blank=True)  # noqa: DJ001
+    #: The call's time limits in seconds; ``None``: the task's own, if any.
+    time_limit = models.FloatField(null=True, blank=True)
+    soft_time_limit = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

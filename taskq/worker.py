@@ -366,7 +366,7 @@ class Worker:
         signals.send(signals.task_started, task, **fields)
         started = time.monotonic()
         try:
-            request = Request(claim.id, claim.name, claim.retries, worker=self.ident)
+            request = Request.from_claim(claim, task, worker=self.ident)
             with running(request):
                 task.execute(args, kwargs)
         except Retry as retry:
