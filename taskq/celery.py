@@ -66,15 +66,6 @@ TASK_OPTIONS = celery_options.known("shared_task")
 APPLY_OPTIONS = celery_options.known("apply_async")
 
 
-def check_serializer(serializer: Any) -> None:
-    """Refuse a serializer other than JSON: arguments are always taskq's typed JSON."""
-    if serializer is not None and serializer != "json":
-        raise TypeError(
-            f"serializer={serializer!r}: taskq stores arguments as typed JSON only "
-            "(never pickle); use serializer='json' or leave it out"
-        )
-
-
 def celery_moment(name: str, value: Any) -> Any:
     """Return ``value`` with Celery's reading of a naive datetime: UTC
     (``celery.utils.time.maybe_make_aware``, ``naive_as_utc=True``)."""
@@ -129,7 +120,7 @@ class TaskFunction(Generic[P, R]):
         self.throws: tuple[type[BaseException], ...] = tuple(options.get("throws", ()))
         #: Check the arguments of every call against the function's signature.
         self.typing = bool(options.get("typing", True))
-        check_serializer(options.get("serializer"))
+        celery_options.check_serializer(options.get("serializer"))
         # Accepted for Celery's sake; taskq keeps their meaning by design.
         self.ignore_result = bool(options.get("ignore_result", False))
         self.track_started = True
@@ -209,7 +200,7 @@ class TaskFunction(Generic[P, R]):
         naive ``eta`` or ``expires`` is UTC.
         """
         celery_options.check("apply_async", options, f"{self.name}.apply_async()")
-        check_serializer(options.get("serializer"))
+        celery_options.check_serializer(options.get("serializer"))
         args = () if args is None else args
         kwargs = {} if kwargs is None else kwargs
         self.check_arguments(args, kwargs)

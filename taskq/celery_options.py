@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Decision = Literal["supported", "accepted", "refused"]
 #: Where an option is given: ``@shared_task(...)``, ``apply_async(...)`` (also
@@ -208,7 +208,12 @@ def check(place: Place, names: Iterable[str], who: str) -> None:
     ``place``, naming it and saying why."""
     for name in names:
         option = BY_NAME.get(name)
-        if place == "retry" and option is not None and option.places == ("apply_async",):
+        if (
+            place == "retry"
+            and option is not None
+            and "apply_async" in option.places
+            and "retry" not in option.places
+        ):
             raise TypeError(
                 f"{who} does not take {name!r}: a retry queues the same row again, "
                 "with the options it was sent with"
@@ -220,6 +225,15 @@ def check(place: Place, names: Iterable[str], who: str) -> None:
             )
         if option.decision == REFUSED:
             raise TypeError(f"{who} does not take {name!r}: {option.note}")
+
+
+def check_serializer(serializer: Any) -> None:
+    """Refuse a serializer other than JSON: arguments are always taskq's typed JSON."""
+    if serializer is not None and serializer != "json":
+        raise TypeError(
+            f"serializer={serializer!r}: taskq stores arguments as typed JSON only "
+            "(never pickle); use serializer='json' or leave it out"
+        )
 
 
 def known(place: Place) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ class Signature:
         """Add sending options (queue, priority, countdown, eta, expires, headers, time
         limits…); return self."""
         celery_options.check("apply_async", options, "Signature.set()")
+        celery_options.check_serializer(options.get("serializer"))
         if immutable is not None:
             self.immutable = immutable
         self.options.update(options)
