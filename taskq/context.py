@@ -97,7 +97,9 @@ class Request:
         option, if it has one). Times come back from some drivers as text (SQLite's
         ``RETURNING``); they are parsed here.
         """
-        time_limit, soft = claim.time_limit, claim.soft_time_limit
+        # float(): SQLite's RETURNING can give a REAL with no fraction as an int.
+        time_limit = None if claim.time_limit is None else float(claim.time_limit)
+        soft = None if claim.soft_time_limit is None else float(claim.soft_time_limit)
         return cls(
             id=claim.id,
             name=claim.name,
@@ -139,12 +141,13 @@ class Request:
 
 
 def _moment(value: Any) -> datetime | None:
-    """Return a datetime read from a driver as a datetime, in Django's convention."""
-    if value is None or isinstance(value, datetime):
-        return value
-    moment = parse_datetime(str(value))
+    """Return a time read from a driver as Django's ORM would: SQLite's raw claim gives
+    text or a naive datetime, which is UTC when ``USE_TZ`` is on."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else parse_datetime(str(value))
     if moment is not None and django_settings.USE_TZ and timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=dt_timezone.utc)  # SQLite stores UTC
+        moment = moment.replace(tzinfo=dt_timezone.utc)
     return moment
 
 

@@ -67,3 +67,7 @@ def slow_idempotent(key, seconds):
     _record(f"start {key}")
     _pause(seconds)
     _record(f"end {key}")
+
+
+# Celery-style task definitions (issue 11); importing them registers them with taskq.
+from test_matrix.testapp import celery_styles  # noqa: F401, E402
