@@ -144,6 +144,7 @@ class TaskGroupAdmin(admin.ModelAdmin):
         "failed_at",
         "arguments",
         "keyword_arguments",
+        "headers",
         "traceback",
     )
     readonly_fields = fields

@@ -1,20 +1,26 @@
 """Celery's task API (``shared_task``, ``delay``, ``apply_async``, ``.s()``, retries).
 
-The semantics follow Celery 5 where Celery has them; what taskq leaves out on purpose
-(results, bound tasks, chains) is not here at all rather than half there.
+The semantics follow Celery 5 where Celery has them, so that a Celery project's task
+code runs unchanged. Every option Celery has is in ``taskq.celery_options``: supported,
+accepted because taskq keeps its meaning by design, or refused with the reason. What
+taskq leaves out on purpose (results, task classes, workflows) is refused, not half there.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from django.conf import settings as django_settings
+from django.utils import timezone
 
-from taskq import registry, serialization
+from taskq import celery_options, registry, serialization
 from taskq.context import (
+    EMPTY_REQUEST,
     Request,
     Retry,
     SoftTimeLimitExceeded,
@@ -23,11 +29,19 @@ from taskq.context import (
     running,
 )
 from taskq.enqueue import Call, check_moment, enqueue
-from taskq.models import Task
+from taskq.results import AsyncResult, EagerResult, eager_id
 from taskq.retries import MaxRetriesExceededError, RetryPolicy
+from taskq.serialization import EncodeError
+from taskq.signature import Signature
+
+# EncodeError, SoftTimeLimitExceeded and TimeLimitExceeded are here because Celery code
+# imports them from celery.exceptions (and kombu.exceptions); taskq's live where both
+# front doors reach them.
 
 __all__ = [
     "AsyncResult",
+    "EagerResult",
+    "EncodeError",
     "MaxRetriesExceededError",
     "Request",
     "Retry",
@@ -46,90 +60,70 @@ R = TypeVar("R")
 
 #: The retry options ``shared_task`` accepts: the fields of ``RetryPolicy``.
 RETRY_OPTIONS = tuple(RetryPolicy.__dataclass_fields__)
-#: The options ``shared_task`` accepts, with Celery's defaults.
-TASK_OPTIONS: dict[str, Any] = {
-    "name": None,
-    "queue": None,
-    "priority": 0,
-    **dict.fromkeys(RETRY_OPTIONS),
-    "expires": None,
-    "acks_late": False,
-    "time_limit": None,
-    "soft_time_limit": None,
-}
-APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
+#: The options ``shared_task`` accepts.
+TASK_OPTIONS = celery_options.known("shared_task")
+#: The options ``apply_async`` and ``Signature.set()`` accept.
+APPLY_OPTIONS = celery_options.known("apply_async")
 
 
-class AsyncResult:
-    """The handle ``delay`` returns. taskq keeps no results, so there is no ``get()``."""
-
-    def __init__(self, id: int | None) -> None:
-        self.id = id
-
-    def __repr__(self) -> str:
-        return f"<AsyncResult: {self.id}>"
-
-    def revoke(self, terminate: bool = False) -> bool:
-        """Delete the task if no worker has started it; return whether it was deleted.
-
-        With ``terminate=True`` a running task is interrupted too (its worker's heartbeat
-        reads the request) and its row deleted; return whether a task was found to stop.
-        """
-        if self.id is None:
-            return False
-        deleted, _ = Task.objects.queued().filter(pk=self.id).delete()
-        if deleted or not terminate:
-            return bool(deleted)
-        asked = Task.objects.started().filter(pk=self.id)
-        return bool(asked.update(cancel_requested_by="revoke(terminate=True)"))
+def celery_moment(name: str, value: Any) -> Any:
+    """Return ``value`` with Celery's reading of a naive datetime: UTC
+    (``celery.utils.time.maybe_make_aware``, ``naive_as_utc=True``)."""
+    if isinstance(value, datetime) and django_settings.USE_TZ and timezone.is_naive(value):
+        return value.replace(tzinfo=dt_timezone.utc)
+    return value
 
 
-class EagerResult(AsyncResult):
-    """The result of a task run inline with ``CELERY_TASK_ALWAYS_EAGER``."""
-
-    def __init__(self, value: Any = None, exception: BaseException | None = None) -> None:
-        super().__init__(None)
-        self.result = value
-        self.exception = exception
-
-    def __repr__(self) -> str:
-        return f"<EagerResult: {self.exception!r}>" if self.exception else "<EagerResult>"
-
-    def successful(self) -> bool:
-        return self.exception is None
-
-    def revoke(self, terminate: bool = False) -> bool:
-        return False
+def _limits(time_limit: Any, soft_time_limit: Any) -> None:
+    """Refuse a soft limit past the hard one, as Celery's ``apply_async`` does."""
+    numbers = (int, float)
+    if (
+        isinstance(time_limit, numbers)
+        and isinstance(soft_time_limit, numbers)
+        and soft_time_limit > time_limit
+    ):
+        raise ValueError("soft_time_limit must be less than or equal to time_limit")
 
 
 class TaskFunction(Generic[P, R]):
-    """A function registered as a task; call it to run it here and now."""
+    """A function registered as a task; call it to run it here and now.
 
-    def __init__(self, run: Callable[P, R], **options: Any) -> None:
-        unknown = set(options) - set(TASK_OPTIONS)
-        if unknown:
-            raise TypeError(
-                f"shared_task() got unknown options {sorted(unknown)}; "
-                f"taskq knows {sorted(TASK_OPTIONS)}"
-            )
-        merged = {**TASK_OPTIONS, **options}
+    It is also what a ``bind=True`` task receives as ``self``: ``self.request``,
+    ``self.retry()``, ``self.name``, ``self.max_retries``, ``self.apply_async()``.
+    """
+
+    def __init__(self, run: Callable[..., R], **options: Any) -> None:
+        celery_options.check("shared_task", options, "shared_task()")
         self.run = run
-        self.name: str = merged["name"] or f"{run.__module__}.{run.__qualname__}"
-        self.queue: str | None = merged["queue"]
-        self.priority: int = merged["priority"]
+        self.name: str = options.get("name") or f"{run.__module__}.{run.__qualname__}"
+        self.queue: str | None = options.get("queue")
+        self.priority: int = options.get("priority", 0)
+        #: The function takes the task as its first argument, ``self``.
+        self.bind = bool(options.get("bind", False))
         retry_options = {name: options[name] for name in RETRY_OPTIONS if name in options}
         for name in ("autoretry_for", "dont_autoretry_for"):
             if name in retry_options:
                 retry_options[name] = tuple(retry_options[name])
+        if "retry_kwargs" in retry_options:
+            celery_options.check("retry", retry_options["retry_kwargs"], "retry_kwargs")
         #: When the task runs again after an error, if ever.
         self.policy = RetryPolicy(**retry_options)
-        self.expires: float | datetime | None = merged["expires"]
+        self.expires: float | datetime | None = options.get("expires")
         #: Safe to run again: if its worker dies mid-run, the task is queued again.
-        self.acks_late: bool = bool(merged["acks_late"])
-        #: Seconds after which a run is interrupted and failed (``None``: the setting).
-        self.time_limit: float | None = merged["time_limit"]
-        #: Seconds after which ``SoftTimeLimitExceeded`` is raised in the body.
-        self.soft_time_limit: float | None = merged["soft_time_limit"]
+        self.acks_late: bool = bool(options.get("acks_late", False))
+        #: Seconds a run may take, unless a call says otherwise (enforced by the worker).
+        self.time_limit: float | None = options.get("time_limit")
+        self.soft_time_limit: float | None = options.get("soft_time_limit")
+        Call(self.name, time_limit=self.time_limit, soft_time_limit=self.soft_time_limit).extras()
+        _limits(self.time_limit, self.soft_time_limit)
+        #: Expected exceptions: they fail the task, logged without a traceback.
+        self.throws: tuple[type[BaseException], ...] = tuple(options.get("throws", ()))
+        #: Check the arguments of every call against the function's signature.
+        self.typing = bool(options.get("typing", True))
+        celery_options.check_serializer(options.get("serializer"))
+        # Accepted for Celery's sake; taskq keeps their meaning by design.
+        self.ignore_result = bool(options.get("ignore_result", False))
+        self.track_started = True
         self.__wrapped__ = run
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", self.name)
@@ -143,8 +137,40 @@ class TaskFunction(Generic[P, R]):
     def max_retries(self) -> int | None:
         return self.policy.max_retries
 
+    @property
+    def default_retry_delay(self) -> float:
+        return self.policy.default_retry_delay
+
+    @property
+    def request(self) -> Request:
+        """The running call's request; outside a run of this task, an empty one
+        (``id`` ``None``, ``retries`` 0), as Celery's ``Task.request``."""
+        request = current_request()
+        if request is None or request.name != self.name:
+            return EMPTY_REQUEST
+        return request
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.bind:
+            return self.run(self, *args, **kwargs)
         return self.run(*args, **kwargs)
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise ``TypeError`` if the function cannot take these arguments (Celery's
+        ``typing``: ``celery/app/task.py``, ``Task.apply_async``, ``__header__``)."""
+        if not self.typing:
+            return
+        try:
+            signature = inspect.signature(self.run)
+        except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+            return
+        if self.bind:
+            parameters = list(signature.parameters.values())[1:]
+            signature = signature.replace(parameters=parameters)
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{self.name}() {error}") from None
 
     # Sending -------------------------------------------------------------------------
 
@@ -162,55 +188,135 @@ class TaskFunction(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        **options: Any,
     ) -> AsyncResult:
-        """Queue a call, in the current transaction of the task table's database."""
+        """Queue a call, in the current transaction of the task table's database.
+
+        As in Celery (``celery/app/amqp.py``, ``as_task_v2``: ``if countdown:``), a
+        falsy ``countdown`` leaves ``eta`` in force and a negative one means now; a
+        naive ``eta`` or ``expires`` is UTC.
+        """
+        celery_options.check("apply_async", options, f"{self.name}.apply_async()")
+        celery_options.check_serializer(options.get("serializer"))
+        args = () if args is None else args
+        kwargs = {} if kwargs is None else kwargs
+        self.check_arguments(args, kwargs)
+        if not countdown:
+            countdown = None
+        elif isinstance(countdown, (int, float)) and not isinstance(countdown, bool):
+            countdown = max(0.0, countdown)
+        _limits(
+            self.time_limit if time_limit is None else time_limit,
+            self.soft_time_limit if soft_time_limit is None else soft_time_limit,
+        )
         call = Call(
             name=self.name,
-            args=() if args is None else args,
-            kwargs={} if kwargs is None else kwargs,
+            args=args,
+            kwargs=kwargs,
             queue=self.queue if queue is None else queue,
             priority=self.priority if priority is None else priority,
             countdown=countdown,
-            eta=eta,
-            expires=self.expires if expires is None else expires,
+            eta=celery_moment("eta", eta),
+            expires=celery_moment("expires", self.expires if expires is None else expires),
+            headers=headers,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
         )
         if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
             call.to_row()  # the same checks a queued call gets
-            return self.apply(call.args, call.kwargs)
+            return self.apply(
+                call.args,
+                call.kwargs,
+                headers=headers,
+                queue=call.queue,
+                priority=call.priority,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
+            )
         return AsyncResult(enqueue(call).pk)
+
+    def signature(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        immutable: bool = False,
+        **more_options: Any,
+    ) -> Signature:
+        """Return a signature: ``args`` and ``kwargs`` as given (not spread), and
+        sending options, as Celery's ``task.signature(args, kwargs, **options)``."""
+        return Signature(self, args or (), kwargs, {**(options or {}), **more_options}, immutable)
+
+    subtask = signature
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """Return a signature: this task with some arguments, to send later."""
         return Signature(self, args, kwargs)
 
-    signature = s
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """Return an immutable signature: arguments given when sending are ignored."""
+        return Signature(self, args, kwargs, immutable=True)
 
     # Running -------------------------------------------------------------------------
 
-    def apply(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
+    def apply(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+    ) -> EagerResult:
         """Run the task inline as a worker would, retries included, without waiting.
 
         Arguments take the same JSON round trip as a queued task. Exceptions propagate
-        when ``CELERY_TASK_EAGER_PROPAGATES`` is set; otherwise they are logged.
+        when ``CELERY_TASK_EAGER_PROPAGATES`` is set; otherwise they are logged and
+        kept in the result. Time limits are carried in ``request`` but not enforced.
         """
         args = serialization.loads(serialization.dumps_args(args))
         kwargs = serialization.loads(serialization.dumps_kwargs(kwargs or {}))
+        id = eager_id()
         retries = 0
         while True:
+            request = Request(
+                id=id,
+                name=self.name,
+                retries=retries,
+                queue=queue,
+                priority=priority,
+                headers=None if headers is None else dict(headers),
+                time_limit=self.time_limit if time_limit is None else time_limit,
+                soft_time_limit=self.soft_time_limit
+                if soft_time_limit is None
+                else soft_time_limit,
+                is_eager=True,
+            )
             try:
-                with running(Request(id=None, name=self.name, retries=retries)):
-                    return EagerResult(self.execute(args, kwargs))
+                with running(request):
+                    return EagerResult(id, self.execute(args, kwargs))
             except Retry:
                 retries += 1
             except Exception as exc:
                 if getattr(django_settings, "CELERY_TASK_EAGER_PROPAGATES", False):
                     raise
-                logger.exception("Eager task %s raised %r", self.name, exc)
-                return EagerResult(exception=exc)
+                if self.throws and isinstance(exc, self.throws):
+                    logger.info("Eager task %s raised expected: %r", self.name, exc)
+                else:
+                    logger.exception("Eager task %s raised %r", self.name, exc)
+                return EagerResult(id, exception=exc)
 
     def execute(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Run the body once, turning exceptions into retries per ``autoretry_for``."""
         try:
+            if self.bind:
+                return self.run(self, *args, **kwargs)
             return self.run(*args, **kwargs)
         except Retry:
             raise
@@ -228,68 +334,35 @@ class TaskFunction(Generic[P, R]):
         countdown: float | None = None,
         eta: datetime | None = None,
         max_retries: int | None = None,
+        *,
+        throw: bool = True,
+        args: Any = None,
+        kwargs: Any = None,
+        **options: Any,
     ) -> Retry:
         """Ask for this task to run again later; always raises.
 
         Raises ``Retry``, or, once ``max_retries`` retries were made, ``exc`` itself
         (so the task fails with the original traceback) or ``MaxRetriesExceededError``.
-        ``countdown`` wins over ``eta``; without either, ``default_retry_delay`` applies.
-        Arguments cannot change: a call with other arguments is a new task.
+        A truthy ``countdown`` wins over ``eta``; without either, ``default_retry_delay``
+        applies. Arguments cannot change: a call with other arguments is a new task.
         """
+        refused = {"args": args, "kwargs": kwargs, **options}
+        celery_options.check("retry", [k for k, v in refused.items() if v is not None], "retry()")
+        if not throw:
+            raise TypeError("retry(throw=False) is not supported: retry() always raises")
         request = current_request()
         if request is None or request.name != self.name:
             raise RuntimeError(f"{self.name}.retry() can only be called while it runs")
+        if not countdown and eta is not None:
+            countdown = None
         raise self.policy.retry(
             request.retries,
             exc,
             countdown=countdown,
-            eta=None if eta is None else check_moment("eta", eta),
+            eta=None if eta is None else check_moment("eta", celery_moment("eta", eta)),
             max_retries=max_retries,
             label=f"{self.name}[{request.id}]",
-        )
-
-
-class Signature:
-    """A task with some arguments and options, to be sent later (Celery's ``.s()``)."""
-
-    def __init__(
-        self,
-        task: TaskFunction[Any, Any],
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.task = task
-        self.args = tuple(args)
-        self.kwargs = dict(kwargs or {})
-        self.options: dict[str, Any] = {}
-        self.set(**(options or {}))
-
-    def __repr__(self) -> str:
-        return f"{self.task.name}(*{self.args!r}, **{self.kwargs!r})"
-
-    def set(self, **options: Any) -> Signature:
-        """Add sending options (queue, priority, countdown, eta, expires); return self."""
-        unknown = set(options) - set(APPLY_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown options {sorted(unknown)}; use {list(APPLY_OPTIONS)}")
-        self.options.update(options)
-        return self
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncResult:
-        """Send the task with these arguments appended and options merged in."""
-        return self.task.apply_async(
-            (*self.args, *(args or ())),
-            {**self.kwargs, **(kwargs or {})},
-            **{**self.options, **options},
         )
 
 
@@ -303,7 +376,7 @@ def shared_task(func: Callable[..., Any] | None = None, /, **options: Any) -> An
     """Register a function as a task: ``@shared_task`` or ``@shared_task(**options)``."""
 
     def decorate(run: Callable[P, R]) -> TaskFunction[P, R]:
-        task = TaskFunction(run, **options)
+        task: TaskFunction[P, R] = TaskFunction(run, **options)
         registry.register(task)
         return task
 

@@ -11,13 +11,19 @@ in taskq's registry, under its ``module_path``; a worker knows exactly the Djang
 its autodiscovered modules (apps' ``tasks`` modules, ``TASKQ_IMPORTS``) define.
 
 taskq keeps no results (a succeeded row is deleted), so ``supports_get_result`` is
-false and ``get_result`` raises ``NotImplementedError``.
+false and ``get_result`` raises ``NotImplementedError`` with Django's own message.
+
+In the worker, the ``TaskResult`` a task sees (``context.task_result`` and the
+signals) is the one ``enqueue()`` returned: same id, ``enqueued_at`` (the row's
+``created_at``), and the task as enqueued, with its ``using()`` options read back from
+the row (priority, queue, and ``run_after``: the row's ETA when the task was deferred).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from traceback import format_exception
 from typing import Any
@@ -26,6 +32,7 @@ from django.apps import apps
 from django.core import checks
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.json import normalize_json
 
 try:
     from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
@@ -40,7 +47,7 @@ except ImportError as error:  # pragma: no cover  (Django < 6.0)
     ) from error
 
 from taskq import registry
-from taskq.context import Retry, current_request
+from taskq.context import Request, Retry, current_request
 from taskq.enqueue import Call, enqueue
 from taskq.names import NAME_MAX_LENGTH, check_queue
 from taskq.retries import RetryPolicy
@@ -49,7 +56,13 @@ __all__ = ["DjangoTask", "TaskqBackend"]
 
 logger = logging.getLogger("taskq.django_tasks")
 
+#: A header that says the row's ETA is the task's ``run_after`` (not "due now").
+RUN_AFTER_HEADER = "django.run_after"
+
 NO_RESULTS = (
+    # Django's wording (django/tasks/backends/base.py, BaseTaskBackend.get_result),
+    # then why.
+    "This backend does not support retrieving or refreshing results. "
     "taskq keeps no task results: a task's row is deleted when it succeeds and kept "
     "only if it fails (see the Failed view of the admin). Store what a task produces "
     "in a model of your own."
@@ -105,10 +118,10 @@ class DjangoTask:
         retries = request.retries if request else 0
         started = timezone.now()
         result = TaskResult(
-            task=self.task,
+            task=self.as_enqueued(request),
             id="" if request is None or request.id is None else str(request.id),
             status=TaskResultStatus.RUNNING,
-            enqueued_at=None,
+            enqueued_at=request.enqueued_at if request else None,
             started_at=started,
             last_attempted_at=started,
             finished_at=None,
@@ -124,9 +137,13 @@ class DjangoTask:
         _send(task_started, sender, result)
         try:
             if self.task.takes_context:
-                self.task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+                value = self.task.call(
+                    TaskContext(task_result=result), *result.args, **result.kwargs
+                )
             else:
-                self.task.call(*result.args, **result.kwargs)
+                value = self.task.call(*result.args, **result.kwargs)
+            # As Django's ImmediateBackend: a value that is not JSON fails the task.
+            object.__setattr__(result, "_return_value", normalize_json(value))
         except Retry:
             raise  # not finished: it runs again
         except BaseException as exc:
@@ -142,6 +159,23 @@ class DjangoTask:
             raise
         self._finish(result, TaskResultStatus.SUCCESSFUL)
         _send(task_finished, sender, result)
+
+    def as_enqueued(self, request: Request | None) -> Task[..., Any]:
+        """Return the task as it was enqueued: the decorated task with the row's
+        priority, queue and (when it was deferred) ``run_after``."""
+        if request is None:
+            return self.task
+        run_after = request.eta if (request.headers or {}).get(RUN_AFTER_HEADER) else None
+        changes: dict[str, Any] = {}
+        if request.priority != self.task.priority:
+            changes["priority"] = request.priority
+        if request.queue is not None and request.queue != self.task.queue_name:
+            changes["queue_name"] = request.queue
+        if run_after != self.task.run_after:
+            changes["run_after"] = run_after
+        # dataclasses.replace, not using(): a row read back is not validated again
+        # (a queue may have left QUEUES since).
+        return replace(self.task, **changes) if changes else self.task
 
     @staticmethod
     def _finish(result: TaskResult, status: TaskResultStatus) -> None:
@@ -242,6 +276,7 @@ class TaskqBackend(BaseTaskBackend):
                 queue=task.queue_name,
                 priority=task.priority,
                 eta=task.run_after,
+                headers=None if task.run_after is None else {RUN_AFTER_HEADER: True},
             )
         )
         object.__setattr__(result, "id", str(row.pk))

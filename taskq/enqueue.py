@@ -84,6 +84,25 @@ class Call:
     countdown: float | None = None
     eta: datetime | None = None
     expires: float | datetime | None = None
+    #: Celery's ``headers``: JSON values stored with the task (``request.headers``).
+    headers: Mapping[str, Any] | None = None
+    #: Seconds; ``None`` leaves the task's own limit (if any) in force.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+
+    def extras(self) -> dict[str, Any]:
+        """Return the columns beyond ``Checked`` this call sets, checked: ``headers``
+        (as typed JSON) and the time limits. Most calls set none."""
+        extras: dict[str, Any] = {}
+        if self.headers is not None:
+            extras["headers"] = serialization.dumps_headers(self.headers)
+        for name in ("time_limit", "soft_time_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                if _seconds(name, value) <= 0:
+                    raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+                extras[name] = float(value)
+        return extras
 
     def checked(self, default_queue: str | None = None) -> Checked:
         """Return the row's values or raise ``TypeError``/``ValueError``.
@@ -141,6 +160,7 @@ class Call:
         """
         values = self.checked()
         return Task(
+            **self.extras(),
             name=values.name,
             queue=values.queue,
             priority=values.priority,
@@ -164,7 +184,7 @@ def enqueue(call: Call) -> Task:
     """
     values = call.checked()
     countdown = not isinstance(values.eta, datetime) and values.eta != 0
-    if countdown or values.expires is not None:
+    if countdown or values.expires is not None or call.extras():
         task = call.to_row()
         task.save(force_insert=True)
         return task
@@ -175,6 +195,15 @@ def enqueue(call: Call) -> Task:
     if insert is None or insert[0] != key:
         insert = _single_inserts[connection] = (key, SingleInsert(connection, Checked._fields))
     return insert[1].write(values, using)
+
+
+def _without_extras(call: Call) -> Call:
+    """Return ``call``, refusing what ``enqueue_many``'s statements do not write."""
+    if call.headers is not None or call.time_limit is not None or call.soft_time_limit is not None:
+        raise TypeError(
+            "enqueue_many() does not write headers or time limits; use enqueue() for such calls"
+        )
+    return call
 
 
 #: Per connection (so per thread), the statement ``enqueue`` sends, and what it was
@@ -197,7 +226,7 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
     default_queue = settings.DEFAULT_QUEUE
-    checked = [call.checked(default_queue) for call in calls]
+    checked = [_without_extras(call).checked(default_queue) for call in calls]
     if not checked:
         return 0
     alias = router.db_for_write(Task) if using is None else using

@@ -19,7 +19,7 @@ from typing import Any
 from taskq import registry, serialization, signals
 from taskq.backends import Claim
 from taskq.context import Request, Retry, running
-from taskq.timelimits import CancelRequested, CurrentRun, HardTimeLimit
+from taskq.timelimits import CancelRequested, CurrentRun, HardTimeLimit, limits_for
 
 logger = logging.getLogger("taskq.worker")
 
@@ -109,8 +109,10 @@ def run_claimed(claim: Claim, worker: str, current: CurrentRun | None = None) ->
     signals.send(signals.task_started, task, **fields)
     started = time.monotonic()
     try:
-        with running(Request(claim.id, claim.name, claim.retries, worker=worker)):
-            with current.body(claim, task) if current else nullcontext():
+        soft, hard = limits_for(claim, task)
+        request = Request.from_claim(claim, worker, time_limit=hard, soft_time_limit=soft)
+        with running(request):
+            with current.body(claim, soft, hard) if current else nullcontext():
                 task.execute(args, kwargs)
     except HardTimeLimit as hit:
         fields["duration"] = time.monotonic() - started

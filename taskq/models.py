@@ -30,7 +30,23 @@ CLAIM_INDEX = "taskq_task_claim"
 #: then the oldest row (so that ties are broken the same way by every strategy).
 CLAIM_ORDER = ("-priority", "eta", "id")
 #: The columns a claim returns, in this order, followed by whether the task has expired.
-CLAIM_FIELDS = ("id", "name", "queue", "args", "kwargs", "retries", "version")
+CLAIM_FIELDS = (
+    "id",
+    "name",
+    "queue",
+    "args",
+    "kwargs",
+    "retries",
+    "version",
+    # The rest fill the running task's ``taskq.context.Request``.
+    "priority",
+    "eta",
+    "expires",
+    "created_at",
+    "headers",
+    "time_limit",
+    "soft_time_limit",
+)
 
 
 def claim_changes(worker: Any, now: Any) -> dict[str, Any]:
@@ -229,6 +245,12 @@ class Task(models.Model):
         related_name="tasks",
     )
     error = models.TextField(blank=True, default="")
+    #: The call's Celery ``headers``, as typed JSON (``taskq.serialization``). NULL, not
+    #: "", for none: adding a nullable column leaves a big table's rows alone.
+    headers = models.TextField(null=True, blank=True)  # noqa: DJ001
+    #: The call's time limits in seconds; ``None``: the task's own, if any.
+    time_limit = models.FloatField(null=True, blank=True)
+    soft_time_limit = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

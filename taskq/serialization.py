@@ -1,22 +1,32 @@
 """Task arguments as typed JSON.
 
 Plain JSON values stay as they are. ``datetime``, ``date``, ``time``, ``timedelta``,
-``Decimal`` and ``UUID`` become a one-key object ``{"__taskq__": [type, text]}`` so they
-come back as the same type and value; a dict that happens to use the key ``__taskq__``
-is wrapped the same way, as key-value pairs, so it cannot be mistaken for one. Tuples
-become lists, as in Celery. Anything else is refused before a row is written, with the
-argument's path. Never pickle: a row in the table can only ever describe data, not code.
+``Decimal``, ``UUID`` and ``bytes`` (as base64) become a one-key object
+``{"__taskq__": [type, text]}`` so they come back as the same type and value; a dict
+that happens to use the key ``__taskq__`` is wrapped the same way, as key-value pairs,
+so it cannot be mistaken for one. Tuples become lists, and lazy translation strings
+(``gettext_lazy``) their text, as in Celery. Anything else is refused before a row is
+written, with the argument's path. Never pickle: a row in the table can only ever
+describe data, not code.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.utils.functional import Promise
+
 MARKER = "__taskq__"
+
+
+class EncodeError(TypeError):
+    """A value taskq cannot store. A ``TypeError``, and the class Celery code catches
+    as kombu's ``EncodeError`` (re-exported as ``taskq.celery.EncodeError``)."""
 
 
 def _encode(value: Any, path: str) -> Any:
@@ -50,10 +60,14 @@ def _encode(value: Any, path: str) -> Any:
         return {MARKER: ["decimal", str(value)]}
     if isinstance(value, UUID):
         return {MARKER: ["uuid", str(value)]}
-    raise TypeError(
+    if isinstance(value, bytes):
+        return {MARKER: ["bytes", base64.b64encode(value).decode("ascii")]}
+    if isinstance(value, Promise):  # gettext_lazy: sent as its text, as Celery's json does
+        return str(value)
+    raise EncodeError(
         f"{path} is of type {type(value).__name__}, which taskq cannot store; use JSON "
         "values (str, int, float, bool, None, list, dict) or datetime, date, time, "
-        "timedelta, Decimal, UUID"
+        "timedelta, Decimal, UUID, bytes"
     )
 
 
@@ -65,6 +79,7 @@ _DECODERS: dict[str, Any] = {
     "timedelta": lambda parts: dt.timedelta(*parts),
     "decimal": Decimal,
     "uuid": UUID,
+    "bytes": lambda text: base64.b64decode(text, validate=True),
 }
 
 
@@ -87,6 +102,14 @@ def dumps_kwargs(kwargs: Any) -> str:
     if not isinstance(kwargs, dict):
         raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
     return json.dumps(_encode(kwargs, "kwargs"), separators=(",", ":"))
+
+
+def dumps_headers(headers: Any) -> str:
+    """Return Celery ``headers`` (a dict with str keys) as typed JSON, or raise
+    ``TypeError``."""
+    if not isinstance(headers, dict):
+        raise TypeError(f"headers must be a dict, not {type(headers).__name__}")
+    return json.dumps(_encode(headers, "headers"), separators=(",", ":"))
 
 
 _DECODER = json.JSONDecoder(object_hook=_decode_object)

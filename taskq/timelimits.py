@@ -53,7 +53,8 @@ def limits_for(claim: Claim, task: Any) -> tuple[float | None, float | None]:
     """
 
     def first(name: str, default: float | None) -> float | None:
-        for value in (getattr(claim, name, None), getattr(task, name, None)):
+        # float(): SQLite's RETURNING can give a REAL with no fraction as an int.
+        for value in (getattr(claim, name), getattr(task, name, None)):
             if value is not None:
                 return float(value)
         return default
@@ -115,9 +116,9 @@ class CurrentRun:
     # The main thread ----------------------------------------------------------------
 
     @contextmanager
-    def body(self, claim: Claim, task: Any) -> Iterator[None]:
-        """Run the block as ``claim``'s body, under its time limits and open to cancels."""
-        soft, hard = limits_for(claim, task)
+    def body(self, claim: Claim, soft: float | None, hard: float | None) -> Iterator[None]:
+        """Run the block as ``claim``'s body, under the time limits ``soft`` and ``hard``
+        (``limits_for``), and open to cancels."""
         interruptible = threading.current_thread() is threading.main_thread()
         with self.lock:
             self.claim = claim

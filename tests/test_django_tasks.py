@@ -243,3 +243,52 @@ def test_a_worker_process_runs_django_tasks(workers):
         "mail m",
     ]
     assert "RuntimeError: boom" in Task.objects.failed().get().error
+
+
+# Issue 11: the worker's TaskResult is the one enqueue() returned ---------------------
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_the_worker_sees_the_task_result_enqueue_returned(record_file, deferred):
+    run_after = timezone.now() - dt.timedelta(seconds=1) if deferred else None
+    task = django_tasks.describe.using(priority=20, queue_name="mail", run_after=run_after)
+    enqueued = task.enqueue()
+    drain()
+    seen = json.loads(record_file()[0])
+    assert seen["id"] == enqueued.id
+    assert seen["enqueued_at"] == enqueued.enqueued_at.isoformat()
+    assert (seen["priority"], seen["queue_name"]) == (20, "mail")
+    assert seen["run_after"] == (run_after.isoformat() if deferred else None)
+
+
+def test_signals_carry_the_enqueued_task_and_the_return_value(received):
+    enqueued = django_tasks.answer.using(priority=20).enqueue()
+    django_tasks.pair.enqueue()
+    drain()
+    finished = {r.task.name: r for name, _, r in received if name == "finished"}
+    started = [r for name, _, r in received if name == "started"]
+    assert started[0].task.priority == 20 and started[0].enqueued_at == enqueued.enqueued_at
+    answer = finished["answer"]
+    assert answer.status == TaskResultStatus.SUCCESSFUL and answer.return_value == 42
+    assert answer.task.priority == 20 and answer.id == enqueued.id
+    # Normalised to JSON, as ImmediateBackend does (django.utils.json.normalize_json).
+    assert finished["pair"].return_value == [1, 2]
+
+
+def test_a_return_value_that_is_not_json_fails_the_task_as_in_django(received):
+    django_tasks.not_json.enqueue()
+    drain()
+    (finished,) = [r for name, _, r in received if name == "finished"]
+    assert finished.status == TaskResultStatus.FAILED
+    assert finished.errors[0].exception_class is TypeError
+    assert "TypeError" in Task.objects.failed().get().error
+
+
+def test_get_result_uses_djangos_wording():
+    # django/tasks/backends/base.py, BaseTaskBackend.get_result.
+    result = django_tasks.record.enqueue(1)
+    with pytest.raises(
+        NotImplementedError,
+        match=r"^This backend does not support retrieving or refreshing results\.",
+    ):
+        django_tasks.record.get_result(result.id)

@@ -131,7 +131,8 @@ def test_signature_with_set_and_partial_arguments():
 
 
 def test_signature_refuses_unknown_options():
-    with pytest.raises(TypeError, match=r"unknown options \['link'\]"):
+    # Changed by issue 11: a refused option names itself and says why.
+    with pytest.raises(TypeError, match=r"does not take 'link': taskq has no workflows"):
         mail.s().set(link="x")
 
 
@@ -420,13 +421,7 @@ def test_enqueue_many_notifies_each_queue_once_at_commit():
         (lambda: noop.apply_async(queue=""), ValueError, "queue must be a name of 1 to 100"),
         (lambda: noop.apply_async(priority=40000), ValueError, "priority must be between -32768"),
         (lambda: noop.apply_async(priority="high"), TypeError, "priority must be an int"),
-        (lambda: noop.apply_async(countdown=-5), ValueError, "countdown must not be negative"),
         (lambda: noop.apply_async(countdown="5"), TypeError, "countdown must be a number"),
-        (
-            lambda: noop.apply_async(eta=dt.datetime(2030, 1, 1)),
-            ValueError,
-            "is a naive datetime but USE_TZ is True",
-        ),
         (lambda: noop.apply_async(eta="tomorrow"), TypeError, "eta must be a datetime"),
         (lambda: noop.apply_async(expires="soon"), TypeError, "expires must be a number"),
     ],
@@ -440,8 +435,9 @@ def test_bad_input_raises_a_clear_error_and_writes_nothing(send, error, message)
 
 
 def test_shared_task_refuses_unknown_options():
-    with pytest.raises(TypeError, match="unknown options \\['bind'\\]"):
-        shared_task(bind=True)(lambda: None)
+    # Changed by issue 11: bind=True is supported; an option Celery lacks is still refused.
+    with pytest.raises(TypeError, match="unknown option 'bnd'"):
+        shared_task(bnd=True)(lambda: None)
 
 
 def test_a_second_function_cannot_take_a_registered_name():

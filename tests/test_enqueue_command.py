@@ -38,7 +38,8 @@ def test_queues_a_registered_task_with_json_arguments_and_options():
     out = enqueue(
         "test_matrix.testapp.tasks.record",
         "--args",
-        '[5, "five", {"n": [1.5, null, true]}]',
+        # One argument (issue 11: a call is checked against the task's signature).
+        '[[5, "five", {"n": [1.5, null, true]}]]',
         "--kwargs",
         "{}",
         "--queue",
@@ -50,7 +51,7 @@ def test_queues_a_registered_task_with_json_arguments_and_options():
     )
     row = Task.objects.get()
     assert out == f"Queued test_matrix.testapp.tasks.record as task {row.pk}\n"
-    assert json.loads(row.args) == [5, "five", {"n": [1.5, None, True]}]
+    assert json.loads(row.args) == [[5, "five", {"n": [1.5, None, True]}]]
     assert (row.queue, row.priority, row.state) == ("mail", -3, Task.State.QUEUED)
     assert before + dt.timedelta(seconds=59) < row.eta < timezone.now() + dt.timedelta(seconds=61)
 
@@ -81,8 +82,9 @@ def test_eta_is_an_iso_datetime(text, expected):
 
 
 def test_countdown_wins_over_eta():
-    enqueue("t.cron.nightly", "--eta", "2031-02-03T04:05:06Z", "--countdown", "0")
-    assert Task.objects.get().eta <= timezone.now()
+    # Changed by issue 11: a countdown of 0 leaves --eta in force, as in Celery.
+    enqueue("t.cron.nightly", "--eta", "2031-02-03T04:05:06Z", "--countdown", "1")
+    assert Task.objects.get().eta <= timezone.now() + dt.timedelta(seconds=2)
 
 
 @pytest.mark.parametrize(

@@ -46,11 +46,37 @@ class Claim:
     version: int
     #: Its expiry had passed when it was claimed: drop it, do not run it.
     expired: bool
+    priority: int = 0
+    #: Times as the driver returned them (SQLite's ``RETURNING`` gives text).
+    eta: Any = None
+    expires: Any = None
+    created_at: Any = None
+    #: Typed JSON (``taskq.serialization``) or ``None``.
+    headers: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Claim:
-        id, name, queue, args, kwargs, retries, version, is_expired = row
-        return cls(id, name, queue, args, kwargs, retries, version, bool(is_expired))
+        id, name, queue, args, kwargs, retries, version, *more, is_expired = row
+        priority, eta, expires, created_at, headers, time_limit, soft_time_limit = more
+        return cls(
+            id,
+            name,
+            queue,
+            args,
+            kwargs,
+            retries,
+            version,
+            bool(is_expired),
+            priority,
+            eta,
+            expires,
+            created_at,
+            headers,
+            time_limit,
+            soft_time_limit,
+        )
 
 
 class ClaimStrategy:

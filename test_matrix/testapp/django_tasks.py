@@ -45,3 +45,35 @@ async def async_record(key):
 @task
 def explode(message="boom"):
     raise RuntimeError(message)
+
+
+@task(takes_context=True)
+def describe(context):
+    """Record the TaskResult the worker gives the task, to compare with enqueue()'s."""
+    result = context.task_result
+    _record(
+        json.dumps(
+            {
+                "id": result.id,
+                "enqueued_at": result.enqueued_at and result.enqueued_at.isoformat(),
+                "priority": result.task.priority,
+                "queue_name": result.task.queue_name,
+                "run_after": result.task.run_after and result.task.run_after.isoformat(),
+            }
+        )
+    )
+
+
+@task
+def answer():
+    return 42
+
+
+@task
+def pair():
+    return (1, 2)
+
+
+@task
+def not_json():
+    return {1, 2}

@@ -178,3 +178,7 @@ def busy(key):
     _record(f"start {key}")
     while True:
         pass
+
+
+# Celery-style task definitions (issue 11); importing them registers them with taskq.
+from test_matrix.testapp import celery_styles  # noqa: F401, E402

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from taskq import registry
+from taskq.results import EagerResult
 
 #: What a bad input raises: taskq's checks, and Django's for its own tasks.
 INPUT_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError)
@@ -97,6 +98,12 @@ class Command(BaseCommand):
                 f"unregistered task {name!r}; registered tasks: "
                 + (", ".join(known) if known else "none (is the app in INSTALLED_APPS?)")
             ) from None
+        if options["countdown"] is not None and options["countdown"] < 0:
+            # Celery reads a negative countdown as "now"; on a command line it is a typo.
+            raise CommandError(
+                f"cannot enqueue {name}: countdown must not be negative, "
+                f"not {options['countdown']!r}"
+            )
         try:
             result = task.apply_async(
                 call_args,
@@ -110,7 +117,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot enqueue {name}: {error}") from None
         if options["verbosity"] < 1:
             return
-        if result.id is None:  # CELERY_TASK_ALWAYS_EAGER ran it here
+        if isinstance(result, EagerResult):  # CELERY_TASK_ALWAYS_EAGER ran it here
             self.stdout.write(f"Ran {name} inline (CELERY_TASK_ALWAYS_EAGER)")
         else:
             self.stdout.write(f"Queued {name} as task {result.id}")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('taskq', '0004_notify_trigger'),
+        ('taskq', '0005_headers_and_time_limits'),
     ]
 
     operations = [
