@@ -67,3 +67,11 @@ def slow_idempotent(key, seconds):
     _record(f"start {key}")
     _pause(seconds)
     _record(f"end {key}")
+
+
+@shared_task
+def record_call(*args, **kwargs):
+    """Record that this row ran, whatever its arguments: ``ran <task id>``."""
+    from taskq.celery import current_request
+
+    _record(f"ran {current_request().id}")
