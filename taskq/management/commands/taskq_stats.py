@@ -28,9 +28,38 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with backslashes and every control or format character escaped.
+
+    Queue, task and worker names are anyone's text: written to a terminal as they are,
+    an escape sequence in one could clear the screen or forge lines of the table.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        "\\\\" if char == "\\" else char if char.isprintable() else _escape(char) for char in text
+    )
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    """Python's escape for one character: ``\\n``, ``\\x1b``, ``\\u202e``, ``\\U0010ffff``."""
+    code = ord(char)
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def table(headers: list[str], rows: list[list[Any]], text_columns: int = 1) -> list[str]:
-    """Left-align the first ``text_columns`` columns, right-align the others (numbers)."""
-    cells = [headers, *[[str(cell) for cell in row] for row in rows]]
+    """Left-align the first ``text_columns`` columns, right-align the others (numbers).
+
+    Every cell is escaped with ``printable``.
+    """
+    cells = [headers, *[[printable(str(cell)) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return [
         "  ".join(
