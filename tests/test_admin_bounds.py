@@ -88,7 +88,8 @@ def test_a_filter_lists_a_bounded_number_of_values_and_says_so(admin_client, mon
     with CaptureQueriesContext(connection) as queries:
         page = admin_client.get(url("pending")).text
     assert "… only the first 5 are listed" in page
-    assert "tasks.t04" in page and "tasks.t05" not in page.split('id="changelist-filter"')[1]
+    listed = re.findall(r'href="\?name=tasks\.t(\d+)"', page)
+    assert listed == ["00", "01", "02", "03", "04"]
     assert len(queries) < 40
     assert models.DISTINCT_VALUES_LIMIT <= 1000  # "a few hundred"
 
