@@ -14,20 +14,23 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import AllValuesFieldListFilter
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.db.models.functions import Left, Right
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from taskq import metrics
 from taskq.backends.estimates import estimated_count
+from taskq.clock import DatabaseNow
 from taskq.models import (
+    DISTINCT_VALUES_LIMIT,
     ActiveTask,
     DirtyTask,
     FailedTask,
@@ -41,6 +44,13 @@ from taskq.models import (
 
 #: Below this many rows an exact count is cheap enough and exact numbers are nicer.
 EXACT_COUNT_BELOW = 10_000
+#: Characters of a task's arguments a list row reads, and of its error's end: a list
+#: never reads a whole argument or traceback, however big.
+PREVIEW_CHARS = 200
+#: Characters of arguments or traceback a task's own page shows.
+DETAIL_CHARS = 64 * 1024
+#: The largest primary key a row-action URL may name (a signed 64-bit integer).
+MAX_PK = 2**63 - 1
 
 
 class EstimatedCountPaginator(Paginator):
@@ -66,10 +76,38 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _pretty_json(text: str) -> str:
+    if len(text) > DETAIL_CHARS:
+        return text  # shown cut anyway; indenting megabytes helps nobody
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):
         return text  # a corrupt row: show what is there
+
+
+def _capped_pre(text: str) -> str:
+    """``text`` in a ``<pre>``, cut after ``DETAIL_CHARS`` with a note of what is left."""
+    if len(text) <= DETAIL_CHARS:
+        return format_html("<pre>{}</pre>", text)
+    more = len(text[DETAIL_CHARS:].encode())
+    return format_html(
+        '<pre>{}</pre><p class="help">… {} more bytes not shown</p>', text[:DETAIL_CHARS], more
+    )
+
+
+class PreviewChangeList(ChangeList):
+    """A list whose rows read previews of the big columns, cut by the database.
+
+    ``args``, ``kwargs`` and ``error`` are deferred: a row with a 50 MB argument costs
+    a list page ``PREVIEW_CHARS`` characters of it, not 50 MB read and thrown away.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        rows = super().get_queryset(request, exclude_parameters)
+        return rows.defer("args", "kwargs", "error").annotate(
+            args_preview=Left("args", PREVIEW_CHARS),
+            kwargs_preview=Left("kwargs", PREVIEW_CHARS),
+            error_tail=Right("error", PREVIEW_CHARS),
+        )
 
 
 class IndexedValuesListFilter(AllValuesFieldListFilter):
@@ -94,7 +132,19 @@ class IndexedValuesListFilter(AllValuesFieldListFilter):
     ) -> None:
         super().__init__(field, request, params, model, model_admin, field_path)
         tasks = Task.objects.using(model_admin.get_queryset(request).db)
-        self.lookup_choices: Any = tasks.values_in_state(model_admin.state, field.name)
+        values = tasks.values_in_state(model_admin.state, field.name, DISTINCT_VALUES_LIMIT + 1)
+        #: More values exist than the filter lists.
+        self.cut = len(values) > DISTINCT_VALUES_LIMIT
+        self.lookup_choices: Any = values[:DISTINCT_VALUES_LIMIT]
+
+    def choices(self, changelist: Any) -> Any:
+        yield from super().choices(changelist)
+        if self.cut:
+            yield {
+                "selected": False,
+                "query_string": changelist.get_query_string(),
+                "display": f"… only the first {DISTINCT_VALUES_LIMIT} are listed",
+            }
 
 
 class TaskGroupAdmin(admin.ModelAdmin):
@@ -173,6 +223,9 @@ class TaskGroupAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return getattr(super().get_queryset(request), self.group)()
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return PreviewChangeList
+
     def get_list_display(self, request: HttpRequest) -> Any:
         columns = list(super().get_list_display(request))
         if self.row_action and self.has_change_permission(request):
@@ -191,12 +244,14 @@ class TaskGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="arguments")
     def short_arguments(self, task: Task) -> str:
-        kwargs = "" if task.kwargs == "{}" else f" {task.kwargs}"
-        return _shorten(f"{task.args}{kwargs}", 60)
+        # The list's rows carry previews (PreviewChangeList); nothing else shows this.
+        args, kwargs = getattr(task, "args_preview", ""), getattr(task, "kwargs_preview", "")
+        kwargs = "" if kwargs == "{}" else f" {kwargs}"
+        return _shorten(f"{args}{kwargs}", 60)
 
     @admin.display(description="last error")
     def last_error(self, task: Task) -> str:
-        lines = [line for line in task.error.splitlines() if line.strip()]
+        lines = [line for line in getattr(task, "error_tail", "").splitlines() if line.strip()]
         return _shorten(lines[-1], 100) if lines else ""
 
     @admin.display(description="worker", ordering="worker__host")
@@ -205,15 +260,15 @@ class TaskGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="arguments")
     def arguments(self, task: Task) -> str:
-        return format_html("<pre>{}</pre>", _pretty_json(task.args))
+        return _capped_pre(_pretty_json(task.args))
 
     @admin.display(description="keyword arguments")
     def keyword_arguments(self, task: Task) -> str:
-        return format_html("<pre>{}</pre>", _pretty_json(task.kwargs))
+        return _capped_pre(_pretty_json(task.kwargs))
 
     @admin.display(description="traceback")
     def traceback(self, task: Task) -> str:
-        return format_html("<pre>{}</pre>", task.error) if task.error else "—"
+        return _capped_pre(task.error) if task.error else "—"
 
     @admin.display(description="")
     def row_button(self, task: Task) -> str:
@@ -244,7 +299,8 @@ class TaskGroupAdmin(admin.ModelAdmin):
     def row_action_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_change_permission(request):
             raise PermissionDenied
-        if not object_id.isdigit():
+        # str.isdigit() and int() accept other scripts' digits ("١٢٣", "²").
+        if not (object_id.isascii() and object_id.isdigit() and int(object_id) <= MAX_PK):
             raise Http404(f"no task {object_id!r}")
         assert self.row_action is not None
         suffix, _ = self.row_action
@@ -329,10 +385,13 @@ class SummaryAdmin(admin.ModelAdmin):
     """
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("taskq.view_task")
+        return self.has_view_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("taskq.view_task")
+        # As for the lists: change_task implies the right to look.
+        return request.user.has_perm("taskq.view_task") or request.user.has_perm(
+            "taskq.change_task"
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -347,12 +406,12 @@ class SummaryAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         snapshot = metrics.bounded_counts()  # snapshot() would read every row
-        workers = list(Worker.objects.order_by("host", "pid"))
+        # Each row carries the database's "now": ages are judged by the database's clock.
+        workers = list(Worker.objects.order_by("host", "pid").annotate(now=DatabaseNow()))
         current = {
             task.worker_id: task
             for task in Task.objects.started().filter(worker__in=workers).only("name", "worker")
         }
-        now = timezone.now()
 
         def counts(by_group: dict[str, metrics.Tally]) -> list[metrics.Tally]:
             return [by_group[group] for group in metrics.GROUPS]
@@ -362,6 +421,7 @@ class SummaryAdmin(admin.ModelAdmin):
             "title": "Task queue summary",
             "opts": self.model._meta,
             "snapshot": snapshot,
+            "values_limit": DISTINCT_VALUES_LIMIT,
             "estimated": not all(
                 tally.exact
                 for by_group in [
@@ -394,7 +454,7 @@ class SummaryAdmin(admin.ModelAdmin):
                 {
                     "worker": worker,
                     "current": current.get(worker.pk),
-                    "age": (now - worker.heartbeat).total_seconds(),
+                    "age": max(0.0, (worker.now - worker.heartbeat).total_seconds()),
                 }
                 for worker in workers
             ],

@@ -66,6 +66,12 @@ def optional_seconds(name: str, value: Any) -> float | None:
     return None if value is None else seconds(name, value)
 
 
+def byte_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive number of bytes, not {value!r}.")
+    return value
+
+
 def claim_strategy(name: str, value: Any) -> str | None:
     if value is not None and not (isinstance(value, str) and value):
         raise ImproperlyConfigured(
@@ -180,6 +186,13 @@ class TaskqSettings:
         token,
         "bearer token that lets a scraper read the Prometheus view without a staff login "
         "(see [Metrics and monitoring](#metrics-and-monitoring))",
+    )
+    MAX_ARGUMENTS_SIZE = Setting[int](
+        1024 * 1024,
+        byte_count,
+        "largest size, in bytes, of a task's `args` and `kwargs` as stored JSON; a bigger call "
+        "is a `ValueError` and nothing is written. A mebibyte keeps a row cheap to claim and to "
+        "show in the admin: pass a key to big data, not the data",
     )
 
     @classmethod

@@ -52,6 +52,19 @@ def check_priority(priority: Any) -> int:
     return priority
 
 
+def check_arguments_size(name: str, size: int, limit: int) -> None:
+    """Refuse a call whose stored arguments would take more than ``limit`` bytes.
+
+    A row is read whole by every claim of it and by the admin; megabytes of arguments
+    belong in a model or a file, with their key passed to the task.
+    """
+    if size > limit:
+        raise ValueError(
+            f"the arguments of {name} take {size} bytes as JSON, more than "
+            f"TASKQ_MAX_ARGUMENTS_SIZE ({limit} bytes); pass a key to the data instead"
+        )
+
+
 class Checked(NamedTuple):
     """A call's values, checked and ready for a row.
 
@@ -104,14 +117,17 @@ class Call:
                 extras[name] = float(value)
         return extras
 
-    def checked(self, default_queue: str | None = None) -> Checked:
+    def checked(
+        self, default_queue: str | None = None, max_arguments_size: int | None = None
+    ) -> Checked:
         """Return the row's values or raise ``TypeError``/``ValueError``.
 
         As in Celery, ``countdown`` wins over ``eta``; ``expires`` is seconds from now
         or a datetime. A due time in the past means "run as soon as possible". Times
         relative to "now" are returned as seconds: "now" is the database's clock
-        (``taskq.clock``), never this process's. ``default_queue`` saves reading
-        ``TASKQ_DEFAULT_QUEUE`` once per call when the caller has read it already.
+        (``taskq.clock``), never this process's. ``default_queue`` and
+        ``max_arguments_size`` save reading ``TASKQ_DEFAULT_QUEUE`` and
+        ``TASKQ_MAX_ARGUMENTS_SIZE`` once per call when the caller has read them already.
         """
         if not isinstance(self.name, str):
             raise TypeError(f"task name must be a str, not {self.name!r}")
@@ -139,14 +155,23 @@ class Call:
             queue = default_queue
         else:
             queue = settings.DEFAULT_QUEUE
+        args = serialization.dumps_args(self.args)
+        kwargs = (
+            _NO_KWARGS
+            if type(self.kwargs) is dict and not self.kwargs
+            else serialization.dumps_kwargs(self.kwargs)
+        )
+        check_arguments_size(
+            self.name,
+            len(args) + len(kwargs),  # ASCII (json.dumps escapes the rest): chars are bytes
+            settings.MAX_ARGUMENTS_SIZE if max_arguments_size is None else max_arguments_size,
+        )
         return Checked(
             name=self.name,
             queue=check_queue(queue),
             priority=check_priority(self.priority),
-            args=serialization.dumps_args(self.args),
-            kwargs=_NO_KWARGS
-            if type(self.kwargs) is dict and not self.kwargs
-            else serialization.dumps_kwargs(self.kwargs),
+            args=args,
+            kwargs=kwargs,
             eta=eta,
             expires=expires,
         )
@@ -225,8 +250,8 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
-    default_queue = settings.DEFAULT_QUEUE
-    checked = [_without_extras(call).checked(default_queue) for call in calls]
+    default_queue, max_size = settings.DEFAULT_QUEUE, settings.MAX_ARGUMENTS_SIZE
+    checked = [_without_extras(call).checked(default_queue, max_size) for call in calls]
     if not checked:
         return 0
     alias = router.db_for_write(Task) if using is None else using

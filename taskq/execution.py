@@ -99,9 +99,8 @@ def run_claimed(claim: Claim, worker: str, current: CurrentRun | None = None) ->
     except registry.UnregisteredTask as unregistered:
         return Rejected(claim, None, {**fields, "duration": 0.0}, unregistered, str(unregistered))
     try:
-        args = serialization.loads(claim.args)
-        kwargs = serialization.loads(claim.kwargs)
-    except ValueError as undecodable:
+        args, kwargs = serialization.loads_call(claim.args, claim.kwargs)
+    except serialization.DecodeError as undecodable:
         reason = f"cannot decode the arguments of {claim.name}[{claim.id}]: {undecodable!r}"
         return Rejected(claim, task, {**fields, "duration": 0.0}, undecodable, reason)
 

@@ -12,15 +12,15 @@ each marked as such (``Tally``). Its cost does not grow with the number of tasks
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Min, Q, QuerySet, Value, When
-from django.utils import timezone
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from taskq.backends.estimates import estimated_count
-from taskq.clock import database_now
-from taskq.models import Task, TaskQuerySet, Worker, dirty_cutoff, dirty_q
+from taskq.clock import DatabaseNow, database_now
+from taskq.models import DISTINCT_VALUES_LIMIT, Task, TaskQuerySet, Worker, dirty_cutoff, dirty_q
 
 GROUPS = ("failed", "dirty", "active", "pending", "future")
 #: What ``live_workers`` reports of each worker row.
@@ -75,12 +75,12 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     ``{"failed": 1, "dirty": 0, "active": 2, "pending": 5, "future": 3,
     "queues": {"default": {...}}, "tasks": {"app.tasks.send": {...}},
     "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...]}``; the age
-    is in seconds, or ``None``. ``live_workers`` describes each live worker process,
+    is in seconds by the database's clock, or ``None``. ``live_workers`` describes each
+    live worker process,
     with the tasks it finished since it started (``succeeded``, ``failed``). Every
     value is plain JSON (``started_at`` is an ISO 8601 string).
     ``using`` is a database alias; by default the routers choose, as for any query.
     """
-    now = timezone.now()
     tasks_table = Task.objects.using(using)  # None: the routers choose
     result: dict[str, Any] = _empty()
     queues: dict[str, dict[str, int]] = {}
@@ -92,18 +92,25 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
         tasks.setdefault(row["name"], _empty())[name] += row["count"]
     result["queues"] = queues
     result["tasks"] = tasks
-    result["oldest_pending_age"] = _oldest_pending_age(tasks_table, now)
-    result.update(_live_workers(using, now))
+    result["oldest_pending_age"] = _oldest_pending_age(tasks_table)
+    result.update(_live_workers(using))
     return result
 
 
-def _oldest_pending_age(tasks_table: TaskQuerySet, now: Any) -> float | None:
-    oldest = tasks_table.pending().aggregate(oldest=Min("eta"))["oldest"]
-    return (now - oldest).total_seconds() if oldest else None
+def _age(row: Mapping[str, Any], column: str) -> float:
+    """Seconds from ``column`` to the row's ``now``, both the database's; never negative."""
+    return max(0.0, (row["now"] - row[column]).total_seconds())
 
 
-def _live_workers(using: str | None, now: Any) -> dict[str, Any]:
-    workers_table = Worker.objects.using(using)
+def _oldest_pending_age(tasks_table: TaskQuerySet) -> float | None:
+    """The oldest pending ETA's age, by the database's clock (read in the same query)."""
+    row = tasks_table.pending().order_by("eta").annotate(now=DatabaseNow()).values("eta", "now")
+    oldest = row.first()
+    return _age(oldest, "eta") if oldest else None
+
+
+def _live_workers(using: str | None) -> dict[str, Any]:
+    workers_table = Worker.objects.using(using).annotate(now=DatabaseNow())
     live = [
         {
             "ident": worker["ident"],
@@ -111,13 +118,13 @@ def _live_workers(using: str | None, now: Any) -> dict[str, Any]:
             "pid": worker["pid"],
             "queues": worker["queues"].split(","),
             "started_at": worker["started_at"].isoformat(),
-            "heartbeat_age": max(0.0, (now - worker["heartbeat"]).total_seconds()),
+            "heartbeat_age": _age(worker, "heartbeat"),
             "succeeded": worker["succeeded"],
             "failed": worker["failed"],
         }
         for worker in workers_table.filter(heartbeat__gte=dirty_cutoff())
         .order_by("ident")
-        .values(*LIVE_WORKER_FIELDS)
+        .values(*LIVE_WORKER_FIELDS, "now")
     ]
     return {"workers": len(live), "live_workers": live}
 
@@ -169,12 +176,13 @@ def bounded_counts(using: str | None = None) -> dict[str, Any]:
     group's total is counted up to ``TOTAL_COUNTED_UP_TO`` and then estimated by the
     planner; its count per queue and per name is exact when the total is, and otherwise
     stops at ``CELL_COUNTED_UP_TO`` ("at least"). Queues and names come from
-    ``TaskQuerySet.values_in_state``, through indexes.
+    ``TaskQuerySet.values_in_state``, through indexes, at most ``DISTINCT_VALUES_LIMIT``
+    of each; ``"cut"`` says whether some were left out.
     """
-    now = timezone.now()
     tasks_table = Task.objects.using(using)
     totals: dict[str, Tally] = dict.fromkeys(GROUPS, ZERO)
     breakdowns: dict[str, dict[str, dict[str, Tally]]] = {"queue": {}, "name": {}}
+    cut = False
 
     def row_of(column: str, value: str) -> dict[str, Tally]:
         return breakdowns[column].setdefault(value, dict.fromkeys(GROUPS, ZERO))
@@ -203,8 +211,13 @@ def bounded_counts(using: str | None = None) -> dict[str, Any]:
                     row_of(column, value)[group] = Tally(count)
             continue
         values = {
-            column: tasks_table.values_in_state(state, column) for column in ("queue", "name")
+            column: tasks_table.values_in_state(state, column, DISTINCT_VALUES_LIMIT + 1)
+            for column in ("queue", "name")
         }
+        for column, found in values.items():
+            if len(found) > DISTINCT_VALUES_LIMIT:
+                cut = True
+                values[column] = found[:DISTINCT_VALUES_LIMIT]
         for group in groups:
             tasks = getattr(tasks_table, group)()
             total = totals[group] = _group_total(tasks)
@@ -220,6 +233,7 @@ def bounded_counts(using: str | None = None) -> dict[str, Any]:
         **totals,
         "queues": breakdowns["queue"],
         "tasks": breakdowns["name"],
-        "oldest_pending_age": _oldest_pending_age(tasks_table, now),
-        **_live_workers(using, now),
+        "oldest_pending_age": _oldest_pending_age(tasks_table),
+        **_live_workers(using),
+        "cut": cut,
     }

@@ -16,9 +16,14 @@ from django.db import connections, models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from taskq.bounds import bounded_error
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.names import NAME_MAX_LENGTH, QUEUE_MAX_LENGTH
+
+#: The most values ``distinct_values`` returns by default: the admin's filters list no
+#: more (a longer list helps nobody), and each value costs one probe.
+DISTINCT_VALUES_LIMIT = 300
 
 # The claim, defined once. Every strategy builds on these: the ORM ones use them as they
 # are, the hand-written SQL of ``taskq.backends.claim`` is rendered from them, and the
@@ -138,8 +143,9 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def future(self) -> TaskQuerySet:
         return self.queued().filter(eta__gt=database_now())
 
-    def distinct_values(self, field: str) -> list[Any]:
-        """Return the distinct non-null values of ``field`` among these rows, in order.
+    def distinct_values(self, field: str, limit: int | None = DISTINCT_VALUES_LIMIT) -> list[Any]:
+        """Return the first ``limit`` distinct non-null values of ``field`` among these rows,
+        in order (all of them if ``limit`` is None).
 
         A loose index scan done by hand: one ``ORDER BY field LIMIT 1`` probe per value,
         each starting after the last value found. Through an index that starts with the
@@ -148,21 +154,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
         rows with a few dozen names costs a few dozen tiny queries, where ``SELECT
         DISTINCT`` reads every row (MariaDB does no loose scan of an index that has a
         descending part, such as the claim index). The answer is the same either way.
+        The limit keeps a table with a value per row from costing a query per row.
         """
         rows = self.order_by(field)
         if self.model._meta.get_field(field).null:
             rows = rows.exclude(**{f"{field}__isnull": True})
         values: list[Any] = []
-        while True:
+        while limit is None or len(values) < limit:
             after = rows.filter(**{f"{field}__gt": values[-1]}) if values else rows
             value = after.values_list(field, flat=True).first()
             if value is None:
-                return values
+                break
             values.append(value)
+        return values
 
-    def values_in_state(self, state: int, field: str) -> list[Any]:
-        """Return the distinct values of ``field`` ("queue" or "name") among these rows
-        in ``state``, the cheapest way the indexes allow.
+    def values_in_state(
+        self, state: int, field: str, limit: int | None = DISTINCT_VALUES_LIMIT
+    ) -> list[Any]:
+        """Return the first ``limit`` distinct values of ``field`` ("queue" or "name")
+        among these rows in ``state``, the cheapest way the indexes allow.
 
         ``(state, name)`` is an index everywhere, and so is ``(state, queue)`` where the
         claim index is not partial; else only queued rows have an index by queue, and
@@ -174,8 +184,9 @@ class TaskQuerySet(models.QuerySet["Task"]):
         rows = self.filter(state=state)
         partial = engine_for(connections[self.db]).has_partial_claim_index
         if field == "queue" and state != Task.State.QUEUED and partial:
-            return list(rows.order_by(field).values_list(field, flat=True).distinct())
-        return rows.distinct_values(field)
+            distinct = rows.order_by(field).values_list(field, flat=True).distinct()
+            return list(distinct if limit is None else distinct[:limit])
+        return rows.distinct_values(field, limit)
 
     def run_now(self) -> int:
         """Make queued tasks due now; return how many."""
@@ -201,7 +212,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if eta is not None:
             changes["eta"] = eta
         if error is not None:
-            changes["error"] = error
+            changes["error"] = bounded_error(error)
         if retried:
             changes["retries"] = F("retries") + 1
         return self.update(**changes)

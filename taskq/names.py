@@ -29,15 +29,14 @@ def check_queues(queues: Iterable[Any]) -> list[str]:
 
     ``*`` is refused: a worker takes tasks of the queues it names, there is no wildcard.
     """
-    checked: list[str] = []
+    checked: dict[str, None] = {}  # a dict keeps the order and finds duplicates at once
     for queue in queues:
         if queue == "*":
             raise ValueError(
                 "queue '*' is not a wildcard: name every queue the worker should take, "
                 "for example -Q default,mail"
             )
-        if check_queue(queue) not in checked:
-            checked.append(queue)
+        checked[check_queue(queue)] = None
     if not checked:
         raise ValueError("no queue given")
-    return checked
+    return list(checked)

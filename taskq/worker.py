@@ -28,6 +28,8 @@ from django.db import DatabaseError, connections, reset_queries
 from taskq import hygiene, models, registry, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
+from taskq.backends.errors import ErrorKind, diagnose
+from taskq.bounds import short_repr
 from taskq.clock import database_now
 from taskq.conf import settings
 from taskq.execution import (
@@ -47,14 +49,23 @@ from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
 from taskq.timelimits import CurrentRun
 
-__all__ = ["CONNECTION_ERRORS", "Worker", "format_error"]
+__all__ = ["CONNECTION_ERRORS", "EXIT_DATABASE_REFUSED", "Worker", "format_error"]
 
 logger = logging.getLogger("taskq.worker")
 
+#: The exit status of a worker whose database answered and refused it (no table, a
+#: read-only file…): waiting would never end, so it says why and exits.
+EXIT_DATABASE_REFUSED = 3
+#: Longest pause, in seconds, before retrying a statement that met a busy database.
+BUSY_PAUSE = 0.05
 #: Added to a sleep until an ETA, so that the claim after it finds the task due.
 ETA_MARGIN = 0.002
 #: Silence after which a dead worker's row is deleted (if no dirty task refers to it).
 FORGET_WORKERS_AFTER = timedelta(hours=1)
+
+
+class DatabaseRefused(Exception):
+    """The database answered and refused what the worker needs: it cannot go on."""
 
 
 class TransactionLeftOpen(Exception):
@@ -144,6 +155,9 @@ class Worker:
             if self.row is None:
                 return 0
             return self.work()
+        except DatabaseRefused as refused:
+            logger.error("Worker %s cannot go on: %s", self.ident, refused)
+            return EXIT_DATABASE_REFUSED
         finally:
             self.wake.close()
 
@@ -202,8 +216,8 @@ class Worker:
         while not self.stopping:
             try:
                 return get_strategy(self.using)
-            except CONNECTION_ERRORS as error:
-                self.backoff.wait(error)
+            except DatabaseError as error:
+                self.on_database_error(error)
         return None
 
     def register(self) -> models.Worker | None:
@@ -221,8 +235,8 @@ class Worker:
                 )
                 row.refresh_from_db(fields=["started_at", "heartbeat"])
                 return row
-            except CONNECTION_ERRORS as error:
-                self.backoff.wait(error)
+            except DatabaseError as error:
+                self.on_database_error(error)
         return None
 
     def forget_dead_workers(self) -> None:
@@ -284,8 +298,8 @@ class Worker:
                 requeue_dirty_acks_late(self.using)
             if self.claim_in_doubt:
                 self.release_unstarted_claims()
-        except CONNECTION_ERRORS as error:
-            self.backoff.wait(error)
+        except DatabaseError as error:
+            self.on_database_error(error)
             return False
         return True
 
@@ -298,11 +312,11 @@ class Worker:
                 claim = self.record_success_and_claim()
             else:
                 claim = self.strategy.claim(self.queues, self.row.pk)
-        except CONNECTION_ERRORS as error:
-            # The claim may have committed before the connection died.
-            self.claim_in_doubt = True
-            self.success_in_doubt = self.unrecorded is not None
-            self.backoff.wait(error)
+        except DatabaseError as error:
+            if self.on_database_error(error) is ErrorKind.OUTAGE:
+                # The claim may have committed before the connection died.
+                self.claim_in_doubt = True
+                self.success_in_doubt = self.unrecorded is not None
             return Nothing.ANSWERED
         self.backoff.reset()
         return Nothing.DUE if claim is None else claim
@@ -316,8 +330,25 @@ class Worker:
             if soon is not None:
                 timeout = soon + ETA_MARGIN
             self.strategy.wait_for_work(self.queues, timeout, self.wake)
-        except CONNECTION_ERRORS as error:
-            self.backoff.wait(error)
+        except DatabaseError as error:
+            self.on_database_error(error)
+
+    def on_database_error(self, error: DatabaseError, *, interruptible: bool = True) -> ErrorKind:
+        """Wait out an outage (back-off) or a busy database (a short pause); raise
+        ``DatabaseRefused`` for a refusal, which no wait would change. Return the kind."""
+        diagnosis = diagnose(connections[self.using], error)
+        if diagnosis.kind is ErrorKind.PERMANENT:
+            raise DatabaseRefused(diagnosis.message) from error
+        if diagnosis.kind is ErrorKind.BUSY:
+            logger.debug("Database %r busy (%s); retrying", self.using, diagnosis.message)
+            pause = random.uniform(BUSY_PAUSE / 5, BUSY_PAUSE)
+            if interruptible:
+                self.wake.wait(pause)
+            else:
+                time.sleep(pause)
+        else:
+            self.backoff.wait(error, interruptible=interruptible)
+        return diagnosis.kind
 
     def database_answers(self) -> bool:
         """Return whether the database answers a trivial query on this connection."""
@@ -351,8 +382,9 @@ class Worker:
     def anything_due(self) -> bool:
         try:
             return models.Task.objects.using(self.using).due(self.queues).exists()
-        except CONNECTION_ERRORS:
-            return True  # not known; the loop will wait for the database
+        except DatabaseError as error:
+            self.on_database_error(error)
+            return True  # not known; the loop asks again
 
     def after_task(self, outcome: Outcome) -> Outcome:
         """Undo what the task did to the worker: take back the stop signals, and throw
@@ -422,10 +454,10 @@ class Worker:
                 )
             case Failed(exception=exception, error=error):
                 logger.error(
-                    "Task %s failed in %.3fs: %r",
+                    "Task %s failed in %.3fs: %s",
                     label,
                     fields["duration"],
-                    exception,
+                    short_repr(exception),
                     extra=fields,
                 )
                 self.fail(outcome, exception, error)
@@ -490,10 +522,20 @@ class Worker:
         must never be mistaken for a claim that was lost. A second signal still exits
         at once, leaving the task dirty.
         """
+        shortened = False
         while True:
             try:
                 if not write(claim, *args):
                     self.warn_lost_claim(claim)
                 return
-            except CONNECTION_ERRORS as error:
-                self.backoff.wait(error, interruptible=False)
+            except DatabaseError as error:
+                try:
+                    self.on_database_error(error, interruptible=False)
+                except DatabaseRefused as refused:
+                    # An outcome the database refuses (too large, say) is replaced by a
+                    # short one, once; the task is recorded either way.
+                    if shortened or not (args and isinstance(args[-1], str)):
+                        raise
+                    logger.error("Task %s[%s]: %s", claim.name, claim.id, refused)
+                    args = (*args[:-1], f"taskq could not store this outcome: {refused}")
+                    shortened = True

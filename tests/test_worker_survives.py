@@ -16,7 +16,7 @@ from django.db import OperationalError
 
 from taskq.backends import get_strategy
 from taskq.models import Task
-from taskq.worker import Worker
+from taskq.worker import EXIT_DATABASE_REFUSED, Worker
 from test_matrix.testapp.tasks import (
     fork_and_return,
     leave_atomic_open,
@@ -142,3 +142,16 @@ def test_the_stop_pipe_is_closed_on_every_path(monkeypatch):
     assert worker.run(handle_signals=False) == 0
     with pytest.raises(OSError):
         os.fstat(read_end)
+
+
+def test_a_worker_without_its_table_says_run_migrate_and_exits(workers):
+    """A refusal from a database that answers is not an outage: no "retrying" forever,
+    with --burst or without."""
+    from tests.test_command_errors import without_the_task_table
+
+    with without_the_task_table():
+        for args in (["--burst"], []):
+            done = workers.run(*args, timeout=60)
+            assert done.returncode == EXIT_DATABASE_REFUSED, done.stderr
+            assert "run `manage.py migrate`" in done.stderr
+            assert "unavailable" not in done.stderr

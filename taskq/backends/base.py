@@ -22,6 +22,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
+from taskq.bounds import bounded_error
 from taskq.clock import DatabaseNow, database_now
 from taskq.models import CLAIM_FIELDS, Task
 
@@ -219,10 +220,11 @@ class ClaimStrategy:
         return self._claimed(claim).requeue(eta, error=error, retried=True) == 1
 
     def fail(self, claim: Claim, error: str) -> bool:
-        """Mark the task failed, keeping ``error`` (a traceback) for a human to read."""
+        """Mark the task failed, keeping ``error`` (a traceback, bounded in size) for a
+        human to read."""
         return (
             self._claimed(claim).update(
-                state=Task.State.FAILED, error=error, failed_at=database_now()
+                state=Task.State.FAILED, error=bounded_error(error), failed_at=database_now()
             )
             == 1
         )

@@ -182,3 +182,11 @@ def busy(key):
 
 # Celery-style task definitions (issue 11); importing them registers them with taskq.
 from test_matrix.testapp import celery_styles  # noqa: F401, E402
+
+
+@shared_task
+def record_call(*args, **kwargs):
+    """Record that this row ran, whatever its arguments: ``ran <task id>``."""
+    from taskq.celery import current_request
+
+    _record(f"ran {current_request().id}")

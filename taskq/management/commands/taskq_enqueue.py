@@ -15,10 +15,13 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connections, router
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from taskq import registry
+from taskq.backends.errors import describe
+from taskq.models import Task
 from taskq.results import EagerResult
 
 #: What a bad input raises: taskq's checks, and Django's for its own tasks.
@@ -115,6 +118,9 @@ class Command(BaseCommand):
             )
         except INPUT_ERRORS as error:
             raise CommandError(f"cannot enqueue {name}: {error}") from None
+        except DatabaseError as error:  # no table yet, a read-only database, an outage...
+            database = connections[router.db_for_write(Task)]
+            raise CommandError(f"cannot enqueue {name}: {describe(database, error)}") from None
         if options["verbosity"] < 1:
             return
         if isinstance(result, EagerResult):  # CELERY_TASK_ALWAYS_EAGER ran it here

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connections, router
 
 from taskq import metrics, prometheus
+from taskq.backends.errors import ErrorKind, diagnose
+from taskq.models import Task
 
 #: Clear the screen and move the cursor home (ANSI), for --watch on a terminal.
 CLEAR_SCREEN = "\033[H\033[2J"
@@ -25,9 +28,38 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with backslashes and every control or format character escaped.
+
+    Queue, task and worker names are anyone's text: written to a terminal as they are,
+    an escape sequence in one could clear the screen or forge lines of the table.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        "\\\\" if char == "\\" else char if char.isprintable() else _escape(char) for char in text
+    )
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    """Python's escape for one character: ``\\n``, ``\\x1b``, ``\\u202e``, ``\\U0010ffff``."""
+    code = ord(char)
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def table(headers: list[str], rows: list[list[Any]], text_columns: int = 1) -> list[str]:
-    """Left-align the first ``text_columns`` columns, right-align the others (numbers)."""
-    cells = [headers, *[[str(cell) for cell in row] for row in rows]]
+    """Left-align the first ``text_columns`` columns, right-align the others (numbers).
+
+    Every cell is escaped with ``printable``.
+    """
+    cells = [headers, *[[printable(str(cell)) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return [
         "  ".join(
@@ -116,9 +148,25 @@ class Command(BaseCommand):
             return prometheus.render(snap)
         return render_table(snap)
 
+    def read(self, options: Mapping[str, Any], *, wait_out_outages: bool = False) -> str | None:
+        """Return ``render``'s text; a database error is a one-line ``CommandError``.
+
+        With ``wait_out_outages`` an outage or contention is reported on stderr and
+        ``None`` returned, so that ``--watch`` goes on while the database is away.
+        """
+        try:
+            return self.render(options)
+        except DatabaseError as error:
+            alias = options["database"] or router.db_for_read(Task)
+            diagnosis = diagnose(connections[alias], error)
+            if wait_out_outages and diagnosis.kind is not ErrorKind.PERMANENT:
+                self.stderr.write(diagnosis.message)
+                return None
+            raise CommandError(diagnosis.message) from None
+
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["watch"]:
-            self.stdout.write(self.render(options), ending="")
+            self.stdout.write(self.read(options) or "", ending="")
             return
         clear = CLEAR_SCREEN if self.stdout.isatty() else ""
         if threading.current_thread() is threading.main_thread():
@@ -127,9 +175,10 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while True:
-                text = self.render(options)
-                self.stdout.write(clear + text, ending="" if clear else "\n")
-                self.stdout.flush()
+                text = self.read(options, wait_out_outages=True)
+                if text is not None:
+                    self.stdout.write(clear + text, ending="" if clear else "\n")
+                    self.stdout.flush()
                 time.sleep(options["interval"])
         except KeyboardInterrupt:
             self.stdout.write("")  # end the line the terminal echoed ^C on

@@ -10,15 +10,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import InterfaceError, OperationalError
 
 from taskq.conf import settings
+from taskq.names import check_queues
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
 
 
 def queue_list(value: str) -> list[str]:
-    queues = [queue.strip() for queue in value.split(",") if queue.strip()]
-    if not queues:
-        raise ValueError("no queue named")
-    return queues
+    """Split ``-Q``; the names are checked in ``handle``, where a bad one can say why."""
+    return [queue.strip() for queue in value.split(",")]
 
 
 def positive_int(value: str) -> int:
@@ -74,6 +73,11 @@ class Command(BaseCommand):
 
         from taskq.worker import Worker
 
+        try:
+            # Checked as enqueue checks a queue name: a name no task can have is a typo.
+            queues = check_queues(options["queues"] or [settings.DEFAULT_QUEUE])
+        except ValueError as error:
+            raise CommandError(f"-Q/--queues: {error}") from None
         logger = logging.getLogger("taskq")
         logger.setLevel(options["loglevel"])
         if not logger.handlers and not logging.getLogger().handlers:
@@ -86,7 +90,7 @@ class Command(BaseCommand):
             except (OperationalError, InterfaceError) as error:
                 logger.warning("System checks skipped: the database is unavailable (%s)", error)
         worker = Worker(
-            options["queues"] or [settings.DEFAULT_QUEUE],
+            queues,
             burst=options["burst"],
             max_tasks=options["max_tasks"],
             using=options["database"],
