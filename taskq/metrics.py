@@ -74,7 +74,8 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
 
     ``{"failed": 1, "dirty": 0, "active": 2, "pending": 5, "future": 3,
     "queues": {"default": {...}}, "tasks": {"app.tasks.send": {...}},
-    "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...]}``; the age
+    "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...],
+    "paused_queues": ["mail"]}``; the age
     is in seconds, or ``None``. ``live_workers`` describes each live worker process,
     with the tasks it finished since it started (``succeeded``, ``failed``). Every
     value is plain JSON (``started_at`` is an ISO 8601 string).
@@ -94,7 +95,15 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     result["tasks"] = tasks
     result["oldest_pending_age"] = _oldest_pending_age(tasks_table, now)
     result.update(_live_workers(using, now))
+    result["paused_queues"] = paused_queues(using)
     return result
+
+
+def paused_queues(using: str | None) -> list[str]:
+    """The paused queues (``taskq.queues``), sorted."""
+    from taskq.queues import paused  # taskq.queues imports this module
+
+    return paused(using)
 
 
 def _oldest_pending_age(tasks_table: TaskQuerySet, now: Any) -> float | None:

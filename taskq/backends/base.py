@@ -23,7 +23,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import CLAIM_FIELDS, Task
+from taskq.models import CLAIM_FIELDS, Task, TaskQuerySet
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
@@ -77,6 +77,14 @@ class ClaimStrategy:
     @property
     def connection(self) -> BaseDatabaseWrapper:
         return connections[self.using]
+
+    def unpaused(self, tasks: TaskQuerySet, queues: Sequence[str]) -> TaskQuerySet:
+        """``tasks`` on condition that none of ``queues`` is paused: the claim's test,
+        in the claim's own statement (see ``taskq.backends.flow``)."""
+        from taskq.backends import engine_for  # the package imports this module
+
+        test = engine_for(self.connection).open_queues_sql(len(queues))
+        return tasks.extra(where=[test], params=list(queues))
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:
