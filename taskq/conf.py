@@ -156,9 +156,7 @@ def parse_rate(value: Any) -> float | None:
 
 def queue_limits(name: str, value: Any) -> dict[str, QueueLimits]:
     if not isinstance(value, dict):
-        raise ImproperlyConfigured(
-            f"{name} must be a dict of queue name to limits, not {value!r}."
-        )
+        raise ImproperlyConfigured(f"{name} must be a dict of queue name to limits, not {value!r}.")
     limits: dict[str, QueueLimits] = {}
     for queue, options in value.items():
         queue_name(f"{name} key", queue)
@@ -184,8 +182,7 @@ def queue_limits(name: str, value: Any) -> dict[str, QueueLimits]:
         per_second = None if rate is None else parse_rate(rate)
         if rate is not None and per_second is None:
             raise ImproperlyConfigured(
-                f"{where}['rate'] must be a rate such as \"10/s\", \"10/m\" or \"10/h\", "
-                f"not {rate!r}."
+                f'{where}[\'rate\'] must be a rate such as "10/s", "10/m" or "10/h", not {rate!r}.'
             )
         limits[queue] = QueueLimits(concurrency, per_second)
     return limits

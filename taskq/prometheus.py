@@ -77,7 +77,9 @@ def _by(label: str, counts: Mapping[str, Mapping[str, int]]) -> list[Sample]:
 
 def _paused(snap: Mapping[str, Any]) -> list[Sample]:
     paused = set(snap.get("paused_queues", []))
-    return [({"queue": queue}, int(queue in paused)) for queue in sorted({*snap["queues"], *paused})]
+    return [
+        ({"queue": queue}, int(queue in paused)) for queue in sorted({*snap["queues"], *paused})
+    ]
 
 
 def render(snap: Mapping[str, Any]) -> str:

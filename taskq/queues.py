@@ -14,11 +14,11 @@ from typing import Any
 from django.db import connections, transaction
 
 from taskq.backends import engine_for, task_database
-from taskq.conf import settings
+from taskq.conf import RATE_UNITS, settings
 from taskq.models import Queue
 from taskq.names import check_queues
 
-__all__ = ["overview", "pause", "paused", "resume"]
+__all__ = ["overview", "pause", "paused", "rate_text", "resume"]
 
 
 def pause(*names: str, using: str | None = None) -> None:
@@ -54,9 +54,7 @@ def overview(using: str | None = None, counts: Any = None) -> list[dict[str, Any
     from taskq import metrics  # metrics imports this module
 
     snap = counts if counts is not None else metrics.snapshot(using)
-    is_paused = dict(
-        Queue.objects.using(using or task_database()).values_list("name", "paused")
-    )
+    is_paused = dict(Queue.objects.using(using or task_database()).values_list("name", "paused"))
     limits = settings.QUEUES
     names: Iterable[str] = {*snap["queues"], *is_paused, *limits}
     return [
@@ -65,7 +63,20 @@ def overview(using: str | None = None, counts: Any = None) -> list[dict[str, Any
             "paused": bool(is_paused.get(name, False)),
             "concurrency": limits[name].concurrency if name in limits else None,
             "rate": limits[name].rate if name in limits else None,
+            "rate_text": rate_text(limits[name].rate if name in limits else None),
             **snap["queues"].get(name, dict.fromkeys(metrics.GROUPS, 0)),
         }
         for name in sorted(names)
     ]
+
+
+def rate_text(rate: float | None) -> str:
+    """A rate in starts per second as Celery writes it, in the largest unit that makes
+    it a whole number ("-": no rate)."""
+    if rate is None:
+        return "-"
+    for unit, seconds in RATE_UNITS.items():
+        count = rate * seconds
+        if abs(count - round(count)) < 1e-9:
+            return f"{round(count)}/{unit}"
+    return f"{rate * 3600:g}/h"

@@ -14,8 +14,6 @@ import json
 import signal
 from datetime import datetime, timedelta
 
-import pytest
-
 from taskq import queues
 from taskq.clock import DatabaseNow
 from taskq.conf import settings
@@ -100,7 +98,9 @@ def test_four_workers_never_run_more_than_the_concurrency_limit(workers, wait_un
     records = workers.records()
     starts, ends = marks(records, "start"), marks(records, "end")
     peak = max_overlap(starts, ends)
-    print(f"\nconcurrency 2, 4 workers: max overlap {peak}; active counts seen {sorted(active_seen)}")
+    print(
+        f"\nconcurrency 2, 4 workers: max overlap {peak}; active counts seen {sorted(active_seen)}"
+    )
     assert peak == 2  # never more, and the limit is no stricter than asked
     assert max(active_seen) <= 2
 
@@ -114,6 +114,7 @@ def test_a_killed_worker_holds_its_slot_until_it_is_dirty(workers, wait_until):
         flow_step.apply_async((i, 0), queue="solo")
     waiter = workers.start("-Q", "solo", **env)
     workers.wait_until_registered(waiter)
+
     # The slot is held: the waiter, asking for a second and more, claims nothing.
     def waited() -> bool:
         row = Worker.objects.get(pid=waiter.pid)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -84,7 +84,7 @@ class ClaimStrategy:
         from taskq.backends import engine_for  # the package imports this module
 
         test = engine_for(self.connection).open_queues_sql(len(queues))
-        return tasks.extra(where=[test], params=list(queues))
+        return cast(TaskQuerySet, tasks.extra(where=[test], params=list(queues)))
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:

@@ -77,7 +77,7 @@ def _queue_list(queue_count: int) -> str:
 
 
 def open_queues_sql(quote: Quote, queue_count: int, *, true: str) -> str:
-    """"None of the claim's queues is paused", as a condition; its placeholders are the
+    """ "None of the claim's queues is paused", as a condition; its placeholders are the
     queues again (``true``: the database's literal for it).
 
     It does not depend on the row, so it is evaluated once per statement (PostgreSQL:

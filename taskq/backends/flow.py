@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
@@ -191,7 +192,7 @@ class Flow:
                 )
             return claim
 
-    def lock(self, queue: str) -> tuple[bool, object, object] | None:
+    def lock(self, queue: str) -> tuple[bool, datetime | None, datetime] | None:
         """Lock the row of ``queue`` for this transaction; return its pause, its next
         start and the database's time now, or ``None`` if it has no row."""
         rows = Queue.objects.using(self.using).filter(name=queue)

@@ -7,21 +7,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from taskq import queues
-from taskq.conf import RATE_UNITS
 from taskq.management.commands.taskq_stats import table
+from taskq.queues import rate_text
 
 COUNTS = ("pending", "future", "active", "failed")
-
-
-def rate_text(rate: float | None) -> str:
-    """A rate as the shortest of Celery's spellings that is a whole number."""
-    if rate is None:
-        return "-"
-    for unit, seconds in RATE_UNITS.items():
-        count = rate * seconds
-        if abs(count - round(count)) < 1e-9:
-            return f"{round(count)}/{unit}"
-    return f"{rate:g}/s"
 
 
 class Command(BaseCommand):
