@@ -138,6 +138,8 @@ class Flow:
     def claim_unlimited(self, worker_id: int, *, claimed_empty: bool = False) -> Claim | None:
         """The strategy's own claim on the unlimited queues that are not paused. An empty
         claim may mean that one of them was paused: then again without it."""
+        if not self.unlimited:
+            return None
         while True:
             open_queues = self.unlimited_open()
             if not claimed_empty and open_queues:
