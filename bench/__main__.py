@@ -13,7 +13,9 @@ tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
 beside ``bare_write_K``, the bare loop with the same write; each also samples the
 database connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
-``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``.
+``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``;
+``limits`` (the claim's p50/p99 with and without the pause test, and for queues with a
+concurrency and a rate limit).
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
 
 Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
@@ -39,7 +41,7 @@ from bench import bare, databases, original, report
 from bench.agent import RESULT_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ("enqueue", "drain", "drain_write", "latency", "depth", "memory")
+MEASUREMENTS = ("enqueue", "drain", "drain_write", "latency", "depth", "memory", "limits")
 WORKER_COUNTS = (1, 2, 4)
 #: What the progress line on stderr shows of a result.
 SUMMARY = (
@@ -63,6 +65,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "eta": 100,
         "depth": {"due": 1_000_000, "future": 1_000_000, "failed": 100_000, "claims": 500},
         "memory": 100_000,
+        "limits": 1_000,
     },
     "quick": {
         "delay": 1_000,
@@ -73,6 +76,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "eta": 20,
         "depth": {"due": 100_000, "future": 100_000, "failed": 10_000, "claims": 200},
         "memory": 10_000,
+        "limits": 250,
     },
 }
 
@@ -289,6 +293,10 @@ class Run:
             self.step(vendor, "eta", run_agent, "taskq", vendor, "eta", count=sizes["eta"])
         if "depth" in only:
             self.step(vendor, "depth", run_agent, "taskq", vendor, "depth", **sizes["depth"])
+        if "limits" in only:
+            self.step(
+                vendor, "limits", run_agent, "taskq", vendor, "limits", claims=sizes["limits"]
+            )
         if "memory" in only:
             self.step(vendor, "memory", run_agent, "taskq", vendor, "memory", tasks=sizes["memory"])
 

@@ -238,6 +238,33 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
                 )
             )
 
+    limits = get("limits")
+    if limits:
+        if "error" in limits:
+            out.append(("claim with limits", "error", "-", "-", "-", "-", "", "-"))
+        else:
+            for case in (
+                "no_pause_test",
+                "unlimited",
+                "paused_other",
+                "concurrency",
+                "rate",
+                "both",
+            ):
+                ratio = limits["p50_ratio_vs_unlimited"][case]
+                out.append(
+                    (
+                        f"claim ms p50/p99, {case}",
+                        _ms(limits[case], "p50_ms", "p99_ms"),
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "unlimited: no slower" if case == "no_pause_test" else "",
+                        f"{ratio:.2f}x unlimited",
+                    )
+                )
+
     pages = (depth or {}).get("admin_pages")
     if pages:
         for name, seconds in pages["seconds"].items():

@@ -19,14 +19,20 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.db.models.functions import Left, Right
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from taskq import metrics
+from taskq import metrics, queues
 from taskq.backends.estimates import estimated_count
 from taskq.clock import DatabaseNow
 from taskq.models import (
@@ -450,6 +456,8 @@ class SummaryAdmin(admin.ModelAdmin):
                     ("Per queue", "queue", "queues"),
                 ]
             ],
+            "queue_rows": queues.overview(counts=snapshot),
+            "can_pause": request.user.has_perm("taskq.change_task"),
             "workers": [
                 {
                     "worker": worker,
@@ -460,3 +468,24 @@ class SummaryAdmin(admin.ModelAdmin):
             ],
         }
         return TemplateResponse(request, "admin/taskq/summary.html", context)
+
+    # Pause and resume, from the buttons of the summary's queue table.
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(require_POST(self.queue_view))
+        return [path("queue/", view, name="taskq_summary_queue"), *super().get_urls()]
+
+    def queue_view(self, request: HttpRequest) -> HttpResponse:
+        """POST ``action`` (pause, resume) and ``queue``; needs the ``change_task``
+        permission (and the CSRF token, as every admin view)."""
+        if not request.user.has_perm("taskq.change_task"):
+            raise PermissionDenied
+        action, name = request.POST.get("action"), request.POST.get("queue", "")
+        if action not in ("pause", "resume"):
+            return HttpResponseBadRequest("action must be pause or resume")
+        try:
+            getattr(queues, action)(name)
+        except ValueError as error:
+            return HttpResponseBadRequest(str(error))
+        self.message_user(request, f"Queue {name!r} {action}d.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:taskq_summary_changelist"))

@@ -9,7 +9,9 @@ is cached, so ``override_settings`` works in tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
@@ -117,6 +119,81 @@ def token(name: str, value: Any) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class QueueLimits:
+    """The limits ``TASKQ_QUEUES`` sets on one queue (``None``: no such limit)."""
+
+    #: At most this many tasks of the queue active at once, across all workers.
+    concurrency: int | None = None
+    #: At most this many starts per second (``"10/m"`` is 1/6), by the database's clock.
+    rate: float | None = None
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between two starts of the queue: the rate's reciprocal."""
+        return None if self.rate is None else 1 / self.rate
+
+
+#: Celery's rate units: per second, minute, hour.
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+QUEUE_LIMIT_KEYS = ("concurrency", "rate")
+
+
+def parse_rate(value: Any) -> float | None:
+    """Return starts per second for Celery's ``"N/s"``, ``"N/m"``, ``"N/h"`` (a bare
+    number is per second), or ``None`` if ``value`` is none of them."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        count, unit = float(value), "s"
+    elif isinstance(value, str):
+        text, _, unit = value.strip().partition("/")
+        try:
+            count = float(text)
+        except ValueError:
+            return None
+        unit = unit.strip() or "s"
+    else:
+        return None
+    if unit not in RATE_UNITS or not math.isfinite(count) or count <= 0:
+        return None
+    return count / RATE_UNITS[unit]
+
+
+def queue_limits(name: str, value: Any) -> dict[str, QueueLimits]:
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a dict of queue name to limits, not {value!r}.")
+    limits: dict[str, QueueLimits] = {}
+    for queue, options in value.items():
+        queue_name(f"{name} key", queue)
+        where = f"{name}[{queue!r}]"
+        if not isinstance(options, dict):
+            raise ImproperlyConfigured(
+                f"{where} must be a dict with keys {QUEUE_LIMIT_KEYS}, not {options!r}."
+            )
+        unknown = sorted(str(key) for key in options if key not in QUEUE_LIMIT_KEYS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{where} has unknown key(s) {', '.join(unknown)}; the keys are "
+                f"{', '.join(QUEUE_LIMIT_KEYS)}."
+            )
+        concurrency = options.get("concurrency")
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ImproperlyConfigured(
+                f"{where}['concurrency'] must be a positive integer, not {concurrency!r}."
+            )
+        rate = options.get("rate")
+        per_second = None if rate is None else parse_rate(rate)
+        if rate is not None and per_second is None:
+            raise ImproperlyConfigured(
+                f'{where}[\'rate\'] must be a rate such as "10/s", "10/m" or "10/h", not {rate!r}.'
+            )
+        limits[queue] = QueueLimits(concurrency, per_second)
+    return limits
+
+
 class TaskqSettings:
     """Every ``TASKQ_*`` setting with its default. Read ``taskq.conf.settings.NAME``."""
 
@@ -180,6 +257,12 @@ class TaskqSettings:
         optional_seconds,
         "seconds after which `SoftTimeLimitExceeded` is raised inside a running task, for "
         "tasks without their own `soft_time_limit` (`None`: no limit)",
+    )
+    QUEUES = Setting[dict[str, QueueLimits]](
+        {},
+        queue_limits,
+        'limits per queue, across all workers: `{"payments": {"concurrency": 2, "rate": '
+        '"10/s"}}` (see [Flow control](#flow-control-pausing-and-limiting-queues))',
     )
     METRICS_TOKEN = Setting[str | None](
         None,

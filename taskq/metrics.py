@@ -74,9 +74,9 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
 
     ``{"failed": 1, "dirty": 0, "active": 2, "pending": 5, "future": 3,
     "queues": {"default": {...}}, "tasks": {"app.tasks.send": {...}},
-    "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...]}``; the age
-    is in seconds by the database's clock, or ``None``. ``live_workers`` describes each
-    live worker process,
+    "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...],
+    "paused_queues": ["mail"]}``; the age is in seconds by the database's clock, or
+    ``None``. ``live_workers`` describes each live worker process,
     with the tasks it finished since it started (``succeeded``, ``failed``). Every
     value is plain JSON (``started_at`` is an ISO 8601 string).
     ``using`` is a database alias; by default the routers choose, as for any query.
@@ -94,7 +94,15 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     result["tasks"] = tasks
     result["oldest_pending_age"] = _oldest_pending_age(tasks_table)
     result.update(_live_workers(using))
+    result["paused_queues"] = paused_queues(using)
     return result
+
+
+def paused_queues(using: str | None) -> list[str]:
+    """The paused queues (``taskq.queues``), sorted."""
+    from taskq.queues import paused  # taskq.queues imports this module
+
+    return paused(using)
 
 
 def _age(row: Mapping[str, Any], column: str) -> float:

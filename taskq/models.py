@@ -114,6 +114,26 @@ class Worker(models.Model):
         return self.ident
 
 
+class Queue(models.Model):
+    """The state of one queue that every worker must respect: paused, and when its rate
+    limit lets the next task start.
+
+    A row exists for every queue a worker serves (the worker writes it when it starts)
+    and for every queue ever paused; a queue without a row is neither. Claims read this
+    small table in the same statement or transaction as the task table
+    (``taskq.backends.flow``), so a pause that committed is seen by every later claim.
+    """
+
+    name = models.CharField(max_length=QUEUE_MAX_LENGTH, primary_key=True)
+    paused = models.BooleanField(default=False)
+    #: Rate-limited queues: no task of the queue starts before this moment (the
+    #: database's clock); set by each start to its time plus the rate's interval.
+    next_start_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     """Querysets named after the groups the admin and the metrics show."""
 

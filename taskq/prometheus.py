@@ -12,6 +12,8 @@ Metrics (every name starts with ``taskq_``):
   ``pending``, ``future``), all five always present.
 - ``taskq_tasks_by_queue{queue, state}``, ``taskq_tasks_by_name{task, state}``: the same
   per queue and per task name, for queues and names that have rows.
+- ``taskq_queue_paused{queue}``: 1 for a paused queue, 0 for the other queues that
+  have rows.
 - ``taskq_oldest_pending_age_seconds``: how long the oldest due task has waited since
   its ETA; 0 when nothing is pending.
 - ``taskq_workers``: live worker processes (heartbeat younger than TASKQ_DIRTY_AFTER).
@@ -73,6 +75,13 @@ def _by(label: str, counts: Mapping[str, Mapping[str, int]]) -> list[Sample]:
     ]
 
 
+def _paused(snap: Mapping[str, Any]) -> list[Sample]:
+    paused = set(snap.get("paused_queues", []))
+    return [
+        ({"queue": queue}, int(queue in paused)) for queue in sorted({*snap["queues"], *paused})
+    ]
+
+
 def render(snap: Mapping[str, Any]) -> str:
     """Return the text a Prometheus server scrapes, for a ``metrics.snapshot()``."""
     workers = snap.get("live_workers", [])
@@ -98,6 +107,12 @@ def render(snap: Mapping[str, Any]) -> str:
             "gauge",
             "Tasks in the table by task name and state.",
             _by("task", snap["tasks"]),
+        ),
+        *family(
+            "taskq_queue_paused",
+            "gauge",
+            "1 if no worker starts tasks of the queue (taskq_queue pause), else 0.",
+            _paused(snap),
         ),
         *family(
             "taskq_oldest_pending_age_seconds",

@@ -29,6 +29,7 @@ from taskq import hygiene, models, registry, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.backends.errors import ErrorKind, diagnose
+from taskq.backends.flow import Flow
 from taskq.bounds import short_repr
 from taskq.clock import database_now
 from taskq.conf import settings
@@ -117,6 +118,7 @@ class Worker:
         self.ident = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
         self.handles_signals = False
         self.strategy: ClaimStrategy
+        self.flow: Flow
         self.heartbeat: Heartbeat
         self.gate: HeartbeatGate
         self.row: models.Worker | None = None
@@ -151,6 +153,7 @@ class Worker:
             if strategy is None:
                 return 0
             self.strategy = strategy
+            self.flow = Flow(strategy, self.queues)  # pauses and TASKQ_QUEUES limits
             self.row = self.register()
             if self.row is None:
                 return 0
@@ -225,6 +228,7 @@ class Worker:
         while not self.stopping:
             try:
                 self.forget_dead_workers()
+                self.flow.prepare()
                 row = models.Worker.objects.using(self.using).create(
                     ident=self.ident,
                     host=socket.gethostname(),
@@ -311,7 +315,7 @@ class Worker:
             if self.unrecorded is not None:
                 claim = self.record_success_and_claim()
             else:
-                claim = self.strategy.claim(self.queues, self.row.pk)
+                claim = self.flow.claim(self.row.pk)
         except DatabaseError as error:
             if self.on_database_error(error) is ErrorKind.OUTAGE:
                 # The claim may have committed before the connection died.
@@ -325,6 +329,7 @@ class Worker:
         """Wait for work: a poll interval (with jitter), or until the next ETA if that
         comes sooner, or until the database announces a task."""
         timeout = settings.POLL_INTERVAL * random.uniform(0.5, 1.5)
+        timeout = self.flow.idle_timeout(timeout)
         try:
             soon = self.strategy.next_due_in(self.queues, timeout)
             if soon is not None:
@@ -381,7 +386,7 @@ class Worker:
 
     def anything_due(self) -> bool:
         try:
-            return models.Task.objects.using(self.using).due(self.queues).exists()
+            return models.Task.objects.using(self.using).due(self.flow.claimable()).exists()
         except DatabaseError as error:
             self.on_database_error(error)
             return True  # not known; the loop asks again
@@ -485,7 +490,7 @@ class Worker:
         """Delete the task that just succeeded and claim the next one, together."""
         assert self.row is not None and self.unrecorded is not None
         done = self.unrecorded
-        completed, claim = self.strategy.complete_and_claim(done.claim, self.queues, self.row.pk)
+        completed, claim = self.flow.complete_and_claim(done.claim, self.row.pk)
         self.unrecorded = None
         if not completed and self.success_in_doubt:
             # The first attempt may have deleted the row before its answer was lost.

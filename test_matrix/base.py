@@ -1,5 +1,6 @@
 """Settings every database of the matrix shares; each sibling module adds DATABASES."""
 
+import json
 import os
 
 import django
@@ -64,3 +65,5 @@ if django.VERSION >= (6, 0):
             "QUEUES": ["default", "mail"],
         }
     }
+# Per-queue limits of the worker processes of tests/test_flow.py.
+TASKQ_QUEUES = json.loads(os.environ.get("TASKQ_TEST_QUEUES") or "{}")

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -24,7 +24,7 @@ from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
 from taskq.bounds import bounded_error
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import CLAIM_FIELDS, Task
+from taskq.models import CLAIM_FIELDS, Task, TaskQuerySet
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
@@ -104,6 +104,14 @@ class ClaimStrategy:
     @property
     def connection(self) -> BaseDatabaseWrapper:
         return connections[self.using]
+
+    def unpaused(self, tasks: TaskQuerySet, queues: Sequence[str]) -> TaskQuerySet:
+        """``tasks`` on condition that none of ``queues`` is paused: the claim's test,
+        in the claim's own statement (see ``taskq.backends.flow``)."""
+        from taskq.backends import engine_for  # the package imports this module
+
+        test = engine_for(self.connection).open_queues_sql(len(queues))
+        return cast(TaskQuerySet, tasks.extra(where=[test], params=list(queues)))
 
     @classmethod
     def is_supported(cls, connection: BaseDatabaseWrapper) -> bool:

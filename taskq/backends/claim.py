@@ -20,7 +20,7 @@ from typing import Any
 from django.db.models import F, Value
 from django.db.models.expressions import CombinedExpression
 
-from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Task, claim_changes
+from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Queue, Task, claim_changes
 
 Quote = Callable[[str], str]
 
@@ -65,10 +65,44 @@ def due_sql(quote: Quote, now: str, queue_count: int) -> str:
 
     ``state`` is a literal, or a partial claim index could not be used.
     """
-    queue_test = "= %s" if queue_count == 1 else f"IN ({', '.join(['%s'] * queue_count)})"
+    queue_test = _queue_list(queue_count)
     return (
         f"{quote(_column('state'))} = {Task.State.QUEUED:d} "
         f"AND {quote(_column('queue'))} {queue_test} AND {quote(_column('eta'))} <= {now}"
+    )
+
+
+def _queue_list(queue_count: int) -> str:
+    return "= %s" if queue_count == 1 else f"IN ({', '.join(['%s'] * queue_count)})"
+
+
+def open_queues_sql(quote: Quote, queue_count: int, *, true: str) -> str:
+    """ "None of the claim's queues is paused", as a condition; its placeholders are the
+    queues again (``true``: the database's literal for it).
+
+    It does not depend on the row, so it is evaluated once per statement (PostgreSQL:
+    a one-time filter, the index is not even read when a queue is paused), and the
+    table it reads has a row per queue: the claim costs (next to) nothing more.
+    """
+    queue = Queue._meta
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {quote(queue.db_table)} "
+        f"WHERE {quote('name')} {_queue_list(queue_count)} AND {quote('paused')} = {true})"
+    )
+
+
+def open_queues_share_locked_sql(quote: Quote, queue_count: int, *, lock: str) -> str:
+    """The same test as a locking read that keeps a shared lock on every row it reads
+    until the claim commits (``lock``: ``LOCK IN SHARE MODE``), so a pause (an
+    exclusive row lock) waits for the claims already under way.
+
+    An aggregate, not ``NOT EXISTS``: at READ COMMITTED InnoDB lets go at once of the
+    locks on rows that fail a locking read's condition, and an unpaused row would.
+    """
+    queue = Queue._meta
+    return (
+        f"(SELECT COALESCE(MAX({quote('paused')}), 0) FROM {quote(queue.db_table)} "
+        f"WHERE {quote('name')} {_queue_list(queue_count)} {lock}) = 0"
     )
 
 
@@ -88,9 +122,17 @@ def returning_sql(quote: Quote, now: str, false: str) -> str:
 
 
 def update_returning_sql(
-    quote: Quote, now: str, queue_count: int, *, false: str, hint: str = "", lock: str = ""
+    quote: Quote,
+    now: str,
+    queue_count: int,
+    *,
+    false: str,
+    hint: str = "",
+    lock: str = "",
+    also: str = "",
 ) -> str:
-    """The claim as one ``UPDATE … RETURNING``; parameters: the worker, then the queues.
+    """The claim as one ``UPDATE … RETURNING``; parameters: the worker, then the queues
+    (then those of ``also``, a further condition: ``open_queues_sql``).
 
     The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1)``): an
     ``IN (…)`` could let a planner turn it into a join that updates more rows than the
@@ -100,7 +142,7 @@ def update_returning_sql(
     pk = quote(_column("id"))
     chosen = (
         f"SELECT {pk} FROM {table}{f' {hint}' if hint else ''} "
-        f"WHERE {due_sql(quote, now, queue_count)} "
+        f"WHERE {due_sql(quote, now, queue_count)}{f' AND {also}' if also else ''} "
         f"ORDER BY {order_sql(quote)} LIMIT 1{f' {lock}' if lock else ''}"
     )
     return (

@@ -40,6 +40,8 @@ class Engine:
     create_wakeup_sql = ""
     #: The SQL that drops that trigger.
     drop_wakeup_sql = ""
+    #: The literal SQL writes true as (a boolean column compared with it).
+    true_sql = "1"
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -51,6 +53,21 @@ class Engine:
     def has_partial_claim_index(self) -> bool:
         """Does the claim index hold queued rows only (a partial index)?"""
         return bool(self.connection.features.supports_partial_indexes)
+
+    def open_queues_sql(self, queue_count: int) -> str:
+        """The claim's condition "none of these queues is paused" (``taskq.backends.claim``);
+        its placeholders are the queues."""
+        from taskq.backends.claim import open_queues_sql  # claim.py imports the models
+
+        return open_queues_sql(self.connection.ops.quote_name, queue_count, true=self.true_sql)
+
+    def lock_for_pause(self, cursor: Any) -> None:
+        """In a pause's transaction, before it writes: wait for the claims under way,
+        so that once the pause commits no claim that missed it can still commit.
+
+        By default nothing: where a claim is one write (SQLite's single writer) or takes
+        a shared lock on its queues' rows (MySQL), the pause's own write waits already.
+        """
 
     def prepare_connection(self) -> None:
         """Set up a new connection for concurrent workers."""

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from taskq.backends.base import Claim, expired
-from taskq.backends.claim import set_sql
+from taskq.backends.claim import open_queues_share_locked_sql, set_sql
 from taskq.backends.engine import Engine
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.clock import DatabaseNow
@@ -44,6 +44,13 @@ class MySQLEngine(Engine):
     """MySQL's and MariaDB's engine: rows escaped once per value, estimates, UTC now."""
 
     can_estimate_count = True
+
+    def open_queues_sql(self, queue_count: int) -> str:
+        """A locking read of the queues' rows: a shared lock on each until the claim
+        commits, which a pause's exclusive lock waits for (``claim.py`` says why)."""
+        return open_queues_share_locked_sql(
+            self.connection.ops.quote_name, queue_count, lock="LOCK IN SHARE MODE"
+        )
 
     def clock_sql(self) -> str:
         # CURRENT_TIMESTAMP is in the session's time zone, Django stores UTC. Without
@@ -153,8 +160,10 @@ class MySQLStrategy(SkipLockedStrategy):
         """
         if queues not in self.statements:
             due = (
-                Task.objects.using(self.using)
-                .select_for_update(skip_locked=True)
+                self.unpaused(
+                    Task.objects.using(self.using).select_for_update(skip_locked=True),
+                    queues,
+                )
                 .due(queues)
                 .order_by(*CLAIM_ORDER)
                 .values_list(*CLAIM_FIELDS, expired())[:1]

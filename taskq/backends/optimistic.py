@@ -25,14 +25,20 @@ class OptimisticStrategy(ClaimStrategy):
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         tasks = Task.objects.using(self.using)
-        due = tasks.due(queues).order_by(*CLAIM_ORDER).values_list(*CLAIM_FIELDS, expired())
+        due = (
+            self.unpaused(tasks.due(queues), queues)
+            .order_by(*CLAIM_ORDER)
+            .values_list(*CLAIM_FIELDS, expired())
+        )
         for _ in range(MAX_ATTEMPTS):
             row = due.first()
             if row is None:
                 return None
             candidate = Claim.from_row(row)
-            won = tasks.filter(
-                pk=candidate.id, version=candidate.version, state=Task.State.QUEUED
+            # The test that no queue is paused goes with the write that wins the task.
+            won = self.unpaused(
+                tasks.filter(pk=candidate.id, version=candidate.version, state=Task.State.QUEUED),
+                queues,
             ).update(**claim_changes(worker_id, database_now()))
             if won:
                 return replace(candidate, version=candidate.version + 1)

@@ -31,11 +31,11 @@ from django.db.models import Field, QuerySet
 
 from taskq.alarm import Alarm
 from taskq.backends.base import Claim
-from taskq.backends.claim import update_returning_sql
+from taskq.backends.claim import open_queues_sql, update_returning_sql
 from taskq.backends.engine import Engine
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.conf import settings
-from taskq.models import Task
+from taskq.models import Queue, Task
 
 if TYPE_CHECKING:
     from taskq.bulk_insert import BulkInsert
@@ -87,10 +87,16 @@ if psycopg is not None:
 
 @lru_cache
 def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
-    """Return the claim for ``queue_count`` queues; only placeholders carry values."""
+    """Return the claim for ``queue_count`` queues; only placeholders carry values: the
+    worker, the queues, and the queues again for the test that none is paused."""
     # SKIP LOCKED: a row another worker is claiming is passed over, not waited for.
     return update_returning_sql(
-        quote, CLOCK, queue_count, false="false", lock="FOR UPDATE SKIP LOCKED"
+        quote,
+        CLOCK,
+        queue_count,
+        false="false",
+        lock="FOR UPDATE SKIP LOCKED",
+        also=open_queues_sql(quote, queue_count, true="true"),
     )
 
 
@@ -121,6 +127,16 @@ class PostgreSQLEngine(Engine):
     can_estimate_count = True
     create_wakeup_sql = CREATE_WAKEUP
     drop_wakeup_sql = DROP_WAKEUP
+    true_sql = "true"
+
+    def lock_for_pause(self, cursor: Any) -> None:
+        """Every claim reads the queue table, and so holds its ``ACCESS SHARE`` lock to
+        the end of its statement; ``ACCESS EXCLUSIVE`` waits for them, and claims that
+        start meanwhile wait for the pause and then see it (each statement of READ
+        COMMITTED takes its snapshot once its locks are granted). No row lock, no write
+        per claim: the claim pays nothing for the pause's exactness."""
+        table = self.connection.ops.quote_name(Queue._meta.db_table)
+        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
 
     def in_open_transaction(self) -> bool:
         driver = self.connection.connection
@@ -219,7 +235,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         sql = _claim_sql(self.connection.ops.quote_name, len(queues))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [worker_id, *queues])
+            cursor.execute(sql, [worker_id, *queues, *queues])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
 
@@ -228,7 +244,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     ) -> tuple[bool, Claim | None]:
         sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [done.id, done.version, worker_id, *queues])
+            cursor.execute(sql, [done.id, done.version, worker_id, *queues, *queues])
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
 

@@ -41,8 +41,10 @@ class SkipLockedStrategy(ClaimStrategy):
         # savepoint=False: inside complete_and_claim's transaction, no savepoint is needed.
         with transaction.atomic(using=self.using, savepoint=False):
             row = (
-                Task.objects.using(self.using)
-                .select_for_update(skip_locked=True)
+                self.unpaused(
+                    Task.objects.using(self.using).select_for_update(skip_locked=True),
+                    queues,
+                )
                 .due(queues)
                 .order_by(*CLAIM_ORDER)
                 .values_list(*CLAIM_FIELDS, expired())

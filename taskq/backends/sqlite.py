@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from taskq.backends.base import Claim
-from taskq.backends.claim import update_returning_sql
+from taskq.backends.claim import open_queues_sql, update_returning_sql
 from taskq.backends.engine import Engine
 from taskq.backends.optimistic import OptimisticStrategy
 from taskq.models import CLAIM_INDEX, Task
@@ -66,7 +66,10 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> s
     times more.
     """
     hint = f"INDEXED BY {quote(CLAIM_INDEX)}"
-    return update_returning_sql(quote, clock_sql(use_tz), queue_count, false="0", hint=hint)
+    also = open_queues_sql(quote, queue_count, true="1")
+    return update_returning_sql(
+        quote, clock_sql(use_tz), queue_count, false="0", hint=hint, also=also
+    )
 
 
 @lru_cache
@@ -110,7 +113,9 @@ class SQLiteStrategy(OptimisticStrategy):
         if connection.in_atomic_block or connection.queries_logged:
             with self.transaction() as cursor:
                 completed = self.delete_claimed(cursor, done)
-                cursor.execute(_claim_sql(quote, len(queues), use_tz), [worker_id, *queues])
+                cursor.execute(
+                    _claim_sql(quote, len(queues), use_tz), [worker_id, *queues, *queues]
+                )
                 row = cursor.fetchone()
         else:
             delete, claim = _driver_sql(quote, len(queues), use_tz)
@@ -120,7 +125,7 @@ class SQLiteStrategy(OptimisticStrategy):
                 try:
                     cursor.execute(delete, (done.id, done.version, Task.State.STARTED))
                     completed = cursor.rowcount == 1
-                    row = cursor.execute(claim, (worker_id, *queues)).fetchone()
+                    row = cursor.execute(claim, (worker_id, *queues, *queues)).fetchone()
                 except BaseException:
                     with suppress(sqlite3.Error):  # a broken connection rolled back already
                         cursor.execute("ROLLBACK")
@@ -134,7 +139,7 @@ class SQLiteStrategy(OptimisticStrategy):
                 return super().claim(queues, worker_id)
             sql = _claim_sql(self.connection.ops.quote_name, len(queues), settings.USE_TZ)
             with self.connection.cursor() as cursor:
-                cursor.execute(sql, [worker_id, *queues])
+                cursor.execute(sql, [worker_id, *queues, *queues])
                 row = cursor.fetchone()
             return None if row is None else Claim.from_row(row)
         except OperationalError as error:

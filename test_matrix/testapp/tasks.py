@@ -190,3 +190,22 @@ def record_call(*args, **kwargs):
     from taskq.celery import current_request
 
     _record(f"ran {current_request().id}")
+
+
+# Flow control (tests/test_flow.py).
+
+
+@shared_task
+def flow_step(key, seconds=0):
+    """Record the start of its claim (the row's ``started_at``) and, before it returns,
+    the time then, both by the database's clock: what pauses and limits are judged by."""
+    from taskq.clock import DatabaseNow
+    from taskq.context import current_request
+    from taskq.models import Task
+
+    row = Task.objects.filter(pk=current_request().id)
+    started = row.values_list("started_at", flat=True).get()
+    _record(f"start {key} {started.isoformat()}")
+    _pause(seconds)
+    ended = row.annotate(now=DatabaseNow()).values_list("now", flat=True).get()
+    _record(f"end {key} {ended.isoformat()}")
