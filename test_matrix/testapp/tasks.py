@@ -1,6 +1,7 @@
 """Tasks the tests enqueue and worker processes run."""
 
 import ctypes
+import logging
 import os
 import signal
 import threading
@@ -178,3 +179,25 @@ def busy(key):
     _record(f"start {key}")
     while True:
         pass
+
+
+# The worker's log (tests/test_worker_log.py).
+
+_task_logger = logging.getLogger("test_matrix.testapp.tasks")
+
+
+@shared_task(autoretry_for=(ValueError,), max_retries=1, retry_kwargs={"countdown": 0})
+def flaky(message="flaky"):
+    """Fails every time: its first run retries, its second fails for good."""
+    _task_logger.info("flaky says %s", message)
+    raise ValueError(message)
+
+
+@shared_task
+def says(message):
+    _task_logger.info("the task says %s", message)
+
+
+@shared_task(max_retries=None, autoretry_for=(KeyError,), retry_kwargs={"countdown": 0})
+def retries_forever_then_fails():
+    raise ValueError("no retry for this one")
