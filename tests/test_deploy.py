@@ -183,7 +183,8 @@ def test_keda_scales_the_deployment_on_a_metric_taskq_exports():
     assert 'state="pending"' in query and float(trigger["metadata"]["threshold"]) > 0
 
 
-@pytest.mark.django_db
+# KEDA sends the query on its own, outside any transaction (now() is a transaction's start).
+@pytest.mark.django_db(transaction=True)
 def test_keda_s_postgresql_query_counts_what_the_metrics_call_pending():
     deployment = load_yaml("worker-deployment.yaml")
     scaled = load_yaml("keda-scaledobject-postgresql.yaml")
