@@ -192,6 +192,8 @@ def test_keda_s_postgresql_query_counts_what_the_metrics_call_pending():
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "postgresql" and float(trigger["metadata"]["targetQueryValue"]) > 0
     assert f"FROM {Task._meta.db_table} " in trigger["metadata"]["query"]
+    if not connection.features.supports_timezones:
+        pytest.skip("the query compares eta with now(): right only where timestamps keep a zone")
     slow.delay("due", 0)
     slow.delay("due too", 0)
     slow.apply_async(("later", 0), countdown=3600)
