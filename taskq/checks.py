@@ -58,16 +58,14 @@ def check_unknown_settings(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_claim_strategy_setting(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_claim_strategy_setting(**kwargs: Any) -> list[checks.CheckMessage]:
     """Refuse a ``TASKQ_CLAIM_STRATEGY`` that names nothing, without connecting.
 
-    With a ``databases`` holding the task table, ``check_claim_strategy`` says it,
-    alias by alias.
+    (``check --database`` says it again per alias: a check cannot tell whether the
+    database checks run too, as Django 6 hands every check every alias.)
     """
     from taskq.backends import validate_strategy_setting
 
-    if task_aliases(databases or []):
-        return []
     try:
         validate_strategy_setting(settings.CLAIM_STRATEGY)
     except ImproperlyConfigured as error:
@@ -153,12 +151,9 @@ def check_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.Ch
     return [message for message in messages if message.level > checks.INFO]
 
 
-@checks.register(checks.Tags.database, deploy=True)
+# Not tagged "database": Django 6 would then skip it under a plain ``check --deploy``.
+@checks.register(deploy=True)
 def report_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Say which claim strategy each alias holding the task table resolved to
-    (``check --deploy``, for the ``--database`` aliases or else every one)."""
-    if databases:
-        # check_claim_strategy runs too and reports the problems.
-        messages = [resolve_strategy(alias) for alias in task_aliases(databases)]
-        return [message for message in messages if message.level == checks.INFO]
-    return [resolve_strategy(alias) for alias in task_aliases(connections)]
+    """Say which claim strategy each alias holding the task table resolved to, or why
+    none (``check --deploy``: the ``--database`` aliases, or else every one)."""
+    return [resolve_strategy(alias) for alias in task_aliases(databases or connections)]
