@@ -1,8 +1,19 @@
-"""System checks: the claim strategy each database alias resolves to, and bad settings."""
+"""System checks: bad settings, and the claim strategy each database alias resolves to.
+
+Plain ``manage.py check`` validates every ``TASKQ_*`` setting without connecting: a
+strategy name that names nothing, a module of ``TASKQ_IMPORTS`` that cannot be found.
+Whether the database can run the chosen strategy needs a connection, so it is checked
+where Django connects for checks (``check --database``, and ``migrate``); the report of
+which strategy each alias resolved to is a deployment check (``check --deploy``), so
+that ``migrate`` does not print it: Django gives ``migrate`` and ``check --database``
+the same check arguments, and only ``--deploy`` tells them apart.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -11,6 +22,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 
 from taskq.conf import TaskqSettings, settings
+
+
+def task_aliases(databases: Iterable[str]) -> list[str]:
+    """Return the aliases among ``databases`` that hold the task table."""
+    from taskq.models import Task
+
+    return [alias for alias in databases if router.allow_migrate_model(alias, Task)]
 
 
 @checks.register()
@@ -40,6 +58,49 @@ def check_unknown_settings(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 @checks.register()
+def check_claim_strategy_setting(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Refuse a ``TASKQ_CLAIM_STRATEGY`` that names nothing, without connecting.
+
+    (``check --database`` says it again per alias: a check cannot tell whether the
+    database checks run too, as Django 6 hands every check every alias.)
+    """
+    from taskq.backends import validate_strategy_setting
+
+    try:
+        validate_strategy_setting(settings.CLAIM_STRATEGY)
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), id="taskq.E004")]
+    return []
+
+
+@checks.register()
+def check_imports(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Refuse a module of ``TASKQ_IMPORTS`` that cannot be found: the worker would die."""
+    try:
+        modules = settings.IMPORTS
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    errors: list[checks.CheckMessage] = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+            reason = f"no module named {module!r}"
+        except ImportError as error:  # a package above it is missing
+            found, reason = False, str(error)
+        except Exception as error:  # importing a package above it raised
+            found, reason = False, f"importing its package raised {error!r}"
+        if not found:
+            errors.append(
+                checks.Error(
+                    f"TASKQ_IMPORTS names {module!r}, which cannot be imported: {reason}",
+                    hint="Fix the module path, or remove it from TASKQ_IMPORTS.",
+                    id="taskq.E005",
+                )
+            )
+    return errors
+
+
+@checks.register()
 def check_liveness_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     """Refuse a dirty threshold that healthy workers could not stay under."""
     try:
@@ -57,38 +118,42 @@ def check_liveness_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     return []
 
 
+def resolve_strategy(alias: str) -> checks.CheckMessage:
+    """Return the strategy ``alias`` resolves to (Info), or why it resolves to none."""
+    from taskq.backends import strategy_class
+
+    connection = connections[alias]
+    try:
+        cls = strategy_class(connection, settings.CLAIM_STRATEGY)
+    except ImproperlyConfigured as error:
+        return checks.Error(str(error), id="taskq.E002")
+    except DatabaseError as error:
+        return checks.Warning(
+            f"Could not reach database {alias!r} to choose its claim strategy: {error}",
+            id="taskq.W001",
+        )
+    return checks.Info(
+        f"Database {alias!r} ({connection.display_name}) claims tasks with "
+        f"{cls.family} ({cls.__module__}.{cls.__name__})",
+        id="taskq.I001",
+    )
+
+
 @checks.register(checks.Tags.database)
 def check_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Say which claim strategy each alias holding the task table resolved to.
+    """Refuse a claim strategy an alias holding the task table cannot run.
 
     Tagged ``database`` as Django's own database checks are: the choice can depend on
-    the server's version, so it connects, which only ``check --database`` should do.
+    the server's version, so it connects, which only ``check --database`` (and
+    ``migrate``) should do.
     """
-    from taskq.backends import strategy_class
-    from taskq.models import Task
+    messages = [resolve_strategy(alias) for alias in task_aliases(databases or [])]
+    return [message for message in messages if message.level > checks.INFO]
 
-    messages: list[checks.CheckMessage] = []
-    for alias in databases or []:
-        if not router.allow_migrate_model(alias, Task):
-            continue
-        connection = connections[alias]
-        try:
-            cls = strategy_class(connection, settings.CLAIM_STRATEGY)
-        except ImproperlyConfigured as error:
-            messages.append(checks.Error(str(error), id="taskq.E002"))
-        except DatabaseError as error:
-            messages.append(
-                checks.Warning(
-                    f"Could not reach database {alias!r} to choose its claim strategy: {error}",
-                    id="taskq.W001",
-                )
-            )
-        else:
-            messages.append(
-                checks.Info(
-                    f"Database {alias!r} ({connection.display_name}) claims tasks with "
-                    f"{cls.family} ({cls.__module__}.{cls.__name__})",
-                    id="taskq.I001",
-                )
-            )
-    return messages
+
+# Not tagged "database": Django 6 would then skip it under a plain ``check --deploy``.
+@checks.register(deploy=True)
+def report_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Say which claim strategy each alias holding the task table resolved to, or why
+    none (``check --deploy``: the ``--database`` aliases, or else every one)."""
+    return [resolve_strategy(alias) for alias in task_aliases(databases or connections)]

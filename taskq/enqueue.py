@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from taskq import serialization
+from taskq import discovery, serialization
 from taskq.bulk_insert import BulkInsert, SingleInsert
 from taskq.clock import database_now
 from taskq.conf import settings
@@ -208,6 +208,7 @@ def enqueue(call: Call) -> Task:
     ``INSERT`` (``SingleInsert``); the rest go through the ORM.
     """
     values = call.checked()
+    discovery.warn_if_not_imported(call.name)
     countdown = not isinstance(values.eta, datetime) and values.eta != 0
     if countdown or values.expires is not None or call.extras():
         task = call.to_row()

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +26,14 @@ from taskq.names import NAME_MAX_LENGTH, QUEUE_MAX_LENGTH
 #: The most values ``distinct_values`` returns by default: the admin's filters list no
 #: more (a longer list helps nobody), and each value costs one probe.
 DISTINCT_VALUES_LIMIT = 300
+
+# Without this, importing taskq (shared_task, delay) in a project that forgot the app
+# fails in Django's model metaclass with an "app_label" error that does not say why.
+if apps.apps_ready and not apps.is_installed("taskq"):
+    raise ImproperlyConfigured(
+        '"taskq" is not in INSTALLED_APPS: add it, then run "manage.py migrate taskq". '
+        "Its task table, delay() and the worker all need the app installed."
+    )
 
 # The claim, defined once. Every strategy builds on these: the ORM ones use them as they
 # are, the hand-written SQL of ``taskq.backends.claim`` is rendered from them, and the

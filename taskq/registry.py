@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
+from taskq import discovery
 from taskq.conf import settings
 from taskq.retries import RetryPolicy
 
@@ -77,6 +79,7 @@ def register(task: RegisteredTask) -> None:
                 f"{existing.run.__module__}.{existing.run.__qualname__}"
             )
     _tasks[task.name] = task
+    discovery.note_registered(task.name, task.run.__module__)
 
 
 def get(name: str) -> RegisteredTask:
@@ -101,4 +104,13 @@ def autodiscover() -> None:
     """Import every installed app's ``tasks`` module and each module in TASKQ_IMPORTS."""
     autodiscover_modules("tasks")
     for module in settings.IMPORTS:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            # Only the listed module (or a package above it) missing is a setting's typo;
+            # a missing import inside the module is the module's own error.
+            if error.name is None or not (module + ".").startswith(error.name + "."):
+                raise
+            raise ImproperlyConfigured(
+                f"TASKQ_IMPORTS names {module!r}, which cannot be imported: {error}"
+            ) from error

@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import FrameType
@@ -25,7 +26,8 @@ from typing import Any, NoReturn
 
 from django.db import DatabaseError, connections, reset_queries
 
-from taskq import hygiene, models, registry, signals
+import taskq
+from taskq import hygiene, logs, models, registry, signals
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.backends.errors import ErrorKind, diagnose
@@ -128,6 +130,8 @@ class Worker:
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
         self.processed = 0
+        #: How the tasks this process ran ended, for the stop line ("succeeded": 3, ...).
+        self.endings: Counter[str] = Counter()
         self.outcomes = Outcomes()
         #: A success whose delete goes with the next claim, in one round trip.
         self.unrecorded: Succeeded | None = None
@@ -174,10 +178,17 @@ class Worker:
         hygiene.protect_from_forks()
         self.heartbeat.start()
         logger.info(
-            "Worker %s started: queues %s, claim strategy %s",
+            "taskq %s worker %s started: database %r (%s), claim strategy %s (%s), "
+            "queues %s, %d registered tasks",
+            taskq.__version__,
             self.ident,
-            ",".join(self.queues),
+            self.using,
+            connections[self.using].display_name,
+            self.strategy.family,
             type(self.strategy).__name__,
+            ",".join(self.queues),
+            len(registry.names()),
+            extra={"worker": self.ident, "database": self.using, "queues": self.queues},
         )
         try:
             exit_code = self.loop()
@@ -185,7 +196,13 @@ class Worker:
         finally:
             self.heartbeat.stop()
             self.unregister()
-        logger.info("Worker %s stopped after %d tasks", self.ident, self.processed)
+        logger.info(
+            "Worker %s stopped after %d tasks: %s",
+            self.ident,
+            self.processed,
+            logs.endings_text(self.endings),
+            extra={"worker": self.ident, **logs.endings_fields(self.endings)},
+        )
         return exit_code
 
     def install_signal_handlers(self) -> None:
@@ -323,7 +340,17 @@ class Worker:
                 self.success_in_doubt = self.unrecorded is not None
             return Nothing.ANSWERED
         self.backoff.reset()
-        return Nothing.DUE if claim is None else claim
+        if claim is None:
+            return Nothing.DUE
+        logger.debug(
+            "Claimed %s[%s] from queue %s, attempt %d",
+            claim.name,
+            claim.id,
+            claim.queue,
+            claim.retries + 1,
+            extra=logs.claim_fields(claim),
+        )
+        return claim
 
     def idle(self) -> None:
         """Wait for work: a poll interval (with jitter), or until the next ETA if that
@@ -334,6 +361,12 @@ class Worker:
             soon = self.strategy.next_due_in(self.queues, timeout)
             if soon is not None:
                 timeout = soon + ETA_MARGIN
+            logger.debug(
+                "Nothing due in %s; waiting up to %.3fs%s",
+                ",".join(self.queues),
+                timeout,
+                " (the next ETA)" if soon is not None else "",
+            )
             self.strategy.wait_for_work(self.queues, timeout, self.wake)
         except DatabaseError as error:
             self.on_database_error(error)
@@ -432,6 +465,8 @@ class Worker:
 
         A success is written with the next claim (``record_success_and_claim``)."""
         fields, label, claim = outcome.fields, outcome.label, outcome.claim
+        self.endings[logs.ending(outcome)] += 1
+        attempt = logs.attempt_text(fields["attempt"], outcome.task)
         match outcome:
             case Succeeded():
                 logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
@@ -442,11 +477,13 @@ class Worker:
                 self.write(self.strategy.complete, claim)
             case Retried(retry=retry, error=error):
                 logger.info(
-                    "Task %s will retry %s (ran %.3fs)",
+                    "Task %s will retry %s after %s (ran %.3fs): %s",
                     label,
                     retry.schedule,
+                    attempt,
                     fields["duration"],
-                    extra=fields,
+                    "retry requested" if retry.exc is None else repr(retry.exc),
+                    extra=logs.attempt_fields(fields, outcome.task),
                 )
                 eta = retry.eta if retry.eta is not None else database_now(retry.countdown or 0)
                 self.write(self.strategy.retry, claim, eta, error)
@@ -459,11 +496,13 @@ class Worker:
                 )
             case Failed(exception=exception, error=error):
                 logger.error(
-                    "Task %s failed in %.3fs: %s",
+                    "Task %s failed in %.3fs: %s (%s)",
                     label,
                     fields["duration"],
                     short_repr(exception),
-                    extra=fields,
+                    attempt,
+                    exc_info=exception,
+                    extra=logs.attempt_fields(fields, outcome.task),
                 )
                 self.fail(outcome, exception, error)
             case Cancelled(requested_by=requested_by):
@@ -476,7 +515,13 @@ class Worker:
                 )
                 self.write(self.strategy.complete, claim)
             case Rejected(exception=exception, error=error):
-                logger.error("Task %s failed: %s", label, error, extra=fields)
+                logger.error(
+                    "Task %s failed: %s (%s)",
+                    label,
+                    logs.rejection_text(exception, error),
+                    attempt,
+                    extra=logs.attempt_fields(fields, outcome.task),
+                )
                 self.fail(outcome, exception, error)
 
     def fail(self, outcome: Outcome, exception: BaseException, error: str) -> None:
@@ -492,6 +537,9 @@ class Worker:
         done = self.unrecorded
         completed, claim = self.flow.complete_and_claim(done.claim, self.row.pk)
         self.unrecorded = None
+        logger.debug(
+            "Deleted %s, which succeeded, with the next claim", done.label, extra=done.fields
+        )
         if not completed and self.success_in_doubt:
             # The first attempt may have deleted the row before its answer was lost.
             completed = not models.Task.objects.using(self.using).filter(pk=done.claim.id).exists()
@@ -532,6 +580,8 @@ class Worker:
             try:
                 if not write(claim, *args):
                     self.warn_lost_claim(claim)
+                else:
+                    logs.log_write(logger, write, claim)
                 return
             except DatabaseError as error:
                 try:

@@ -23,7 +23,7 @@ from taskq.conf import TaskqSettings, settings
 @pytest.mark.django_db
 def test_check_reports_the_strategy_of_each_alias():
     out = StringIO()
-    call_command("check", "--database", "default", stdout=out, stderr=out)
+    call_command("check", "--deploy", "--database", "default", stdout=out, stderr=out)
     cls = strategy_class(connection)
     expected = (
         f"(taskq.I001) Database 'default' ({connection.display_name}) claims tasks with "

@@ -18,6 +18,7 @@ Django's Tasks framework.)
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -47,6 +48,7 @@ __all__ = [
     "strategy_class",
     "task_database",
     "usable_strategies",
+    "validate_strategy_setting",
 ]
 
 #: Each database's engine, by Django's ``connection.vendor``; any other gets ``Engine``.
@@ -78,6 +80,25 @@ FAMILIES: dict[str, list[type[ClaimStrategy]]] = {
 
 def _choices() -> str:
     return ", ".join(["None", *(repr(name) for name in FAMILIES), "a dotted path"])
+
+
+def _names_nothing(setting: Any) -> ImproperlyConfigured:
+    near = difflib.get_close_matches(setting, FAMILIES, n=1) if isinstance(setting, str) else []
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return ImproperlyConfigured(
+        f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}{hint}"
+    )
+
+
+def validate_strategy_setting(setting: Any) -> type[ClaimStrategy] | None:
+    """Return the class a dotted path names (``None`` for a family or auto), without
+    connecting to any database; raise ``ImproperlyConfigured`` for a value that names
+    nothing, suggesting the family it was probably meant to be."""
+    if setting is None or setting in FAMILIES:
+        return None
+    if not isinstance(setting, str) or "." not in setting:
+        raise _names_nothing(setting)
+    return _import_strategy(setting)
 
 
 def _import_strategy(path: str) -> type[ClaimStrategy]:
@@ -113,17 +134,13 @@ def strategy_class(connection: BaseDatabaseWrapper, setting: Any = None) -> type
             if cls is not None:
                 return cls
         raise ImproperlyConfigured(f"no claim strategy supports {connection.display_name}")
-    if not isinstance(setting, str) or not setting:
-        raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}")
-    if setting in FAMILIES:
+    cls = validate_strategy_setting(setting)
+    if cls is None:
         cls = _most_specific(FAMILIES[setting], connection)
         if cls is None:
             reason = FAMILIES[setting][-1].unsupported_reason(connection)
             raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is refused: {reason}")
         return cls
-    if "." not in setting:
-        raise ImproperlyConfigured(f"TASKQ_CLAIM_STRATEGY={setting!r} is not one of {_choices()}")
-    cls = _import_strategy(setting)
     if not cls.is_supported(connection):
         raise ImproperlyConfigured(
             f"TASKQ_CLAIM_STRATEGY={setting!r} is refused: {cls.unsupported_reason(connection)}"

@@ -1,6 +1,7 @@
 """Tasks the tests enqueue and worker processes run."""
 
 import ctypes
+import logging
 import os
 import signal
 import threading
@@ -209,3 +210,25 @@ def flow_step(key, seconds=0):
     _pause(seconds)
     ended = row.annotate(now=DatabaseNow()).values_list("now", flat=True).get()
     _record(f"end {key} {ended.isoformat()}")
+
+
+# The worker's log (tests/test_worker_log.py).
+
+_task_logger = logging.getLogger("test_matrix.testapp.tasks")
+
+
+@shared_task(autoretry_for=(ValueError,), max_retries=1, retry_kwargs={"countdown": 0})
+def flaky(message="flaky"):
+    """Fails every time: its first run retries, its second fails for good."""
+    _task_logger.info("flaky says %s", message)
+    raise ValueError(message)
+
+
+@shared_task
+def says(message):
+    _task_logger.info("the task says %s", message)
+
+
+@shared_task(max_retries=None, autoretry_for=(KeyError,), retry_kwargs={"countdown": 0})
+def retries_forever_then_fails():
+    raise ValueError("no retry for this one")

@@ -9,10 +9,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import InterfaceError, OperationalError
 
+from taskq import logs
 from taskq.conf import settings
 from taskq.names import check_queues
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
+LOG_FORMAT = logs.TEXT_FORMAT
 
 
 def queue_list(value: str) -> list[str]:
@@ -65,7 +66,22 @@ class Command(BaseCommand):
             default="INFO",
             choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
             type=str.upper,
-            help="Level of the taskq log lines (default: INFO).",
+            help="Level of the taskq log lines (default: INFO); DEBUG adds claims, writes "
+            "and waits.",
+        )
+        parser.add_argument(
+            "--log-format",
+            default="text",
+            choices=logs.LOG_FORMATS,
+            help="text (default), or json: one JSON object a line with the task's fields "
+            "(needs the json-logs extra). Applies when the project's LOGGING leaves the "
+            "root and taskq loggers without handlers.",
+        )
+        parser.add_argument(
+            "--no-task-logs",
+            action="store_true",
+            help="Write only taskq's own lines, not the tasks' (which are written when the "
+            "project's LOGGING configures no handler at all).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -79,23 +95,30 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(f"-Q/--queues: {error}") from None
         logger = logging.getLogger("taskq")
-        logger.setLevel(options["loglevel"])
-        if not logger.handlers and not logging.getLogger().handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            logger.addHandler(handler)
+        try:
+            where = logs.configure(
+                options["loglevel"], options["log_format"], not options["no_task_logs"]
+            )
+        except logs.JsonLogsUnavailable as error:
+            raise CommandError(str(error)) from error
+        if where == "the project's LOGGING" and options["log_format"] != "text":
+            logger.warning(
+                "--log-format %s ignored: the project's LOGGING routes the log lines "
+                "(set a formatter there, e.g. pythonjsonlogger.json.JsonFormatter)",
+                options["log_format"],
+            )
         if not options.get("skip_checks"):
             try:
                 self.check()
             except (OperationalError, InterfaceError) as error:
                 logger.warning("System checks skipped: the database is unavailable (%s)", error)
-        worker = Worker(
-            queues,
-            burst=options["burst"],
-            max_tasks=options["max_tasks"],
-            using=options["database"],
-        )
         try:
+            worker = Worker(
+                queues,
+                burst=options["burst"],
+                max_tasks=options["max_tasks"],
+                using=options["database"],
+            )
             exit_code = worker.run()
         except ImproperlyConfigured as error:
             raise CommandError(str(error)) from error
