@@ -18,6 +18,8 @@ from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 
+from taskq.backends.errors import Verdict, judge_by_class
+
 if TYPE_CHECKING:
     from taskq.bulk_insert import BulkInsert
     from taskq.enqueue import Checked
@@ -84,6 +86,11 @@ class Engine:
         ``BEGIN`` a task sent)? Only drivers that know without a round trip can tell;
         asking the server on every task would cost one, so by default: no."""
         return False
+
+    def judge_error(self, error: BaseException) -> Verdict:
+        """Say whether a driver's ``error`` is an outage, busy or a refusal, with advice
+        for a human (``taskq.backends.errors.diagnose``). Generic: Django's classes."""
+        return judge_by_class(error)
 
     def estimated_count(self, queryset: QuerySet[Any]) -> int | None:
         """Return the planner's estimate of ``queryset.count()``, or ``None``: count."""

@@ -25,12 +25,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from taskq.backends.base import Claim, expired
 from taskq.backends.claim import open_queues_share_locked_sql, set_sql
 from taskq.backends.engine import Engine
+from taskq.backends.errors import MIGRATE, ErrorKind, Verdict, driver_error
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.clock import DatabaseNow
 from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Task
@@ -44,6 +46,9 @@ class MySQLEngine(Engine):
     """MySQL's and MariaDB's engine: rows escaped once per value, estimates, UTC now."""
 
     can_estimate_count = True
+
+    def judge_error(self, error: BaseException) -> Verdict:
+        return judge_mysql_error(self.connection, error)
 
     def open_queues_sql(self, queue_count: int) -> str:
         """A locking read of the queues' rows: a shared lock on each until the claim
@@ -182,3 +187,42 @@ class MySQLStrategy(SkipLockedStrategy):
             )
             self.statements[queues] = (select, list(params), update)
         return self.statements[queues]
+
+
+# MySQL and MariaDB ----------------------------------------------------------------
+
+#: Server errors worth waiting out: shutdown in progress, too many connections, the
+#: connection killed (MariaDB) or timed out by the server (MySQL 8).
+MYSQL_OUTAGE = {1040, 1053, 1077, 1080, 1152, 1159, 1161, 1927, 4031}
+#: Contention: lock wait timeout, deadlock, a statement interrupted or timed out.
+MYSQL_BUSY = {1205, 1213, 1317, 3024, 1969}
+MYSQL_ADVICE = {
+    1146: MIGRATE,  # no such table
+    1054: MIGRATE,  # unknown column
+    1049: "create the database, or fix NAME in DATABASES",
+    1290: "the server runs with --read-only: point DATABASES at the primary",
+    1792: "the transaction is read-only: point DATABASES at the primary",
+    1836: "the server is read-only: point DATABASES at the primary",
+    1153: "a statement is larger than the server's max_allowed_packet",
+    1406: "a value is too long for its column",
+    1118: "a row is larger than the storage engine allows",
+    1390: "the statement has more placeholders than the server allows",
+    1142: "the database user lacks a privilege on the task table",
+    1045: "the server refused the user or password in DATABASES",
+}
+
+
+def judge_mysql_error(connection: BaseDatabaseWrapper, error: BaseException) -> Verdict:
+    driver = driver_error(error)
+    code = driver.args[0] if driver.args and isinstance(driver.args[0], int) else None
+    if code is None:
+        if isinstance(error, (OperationalError, InterfaceError)):
+            return ErrorKind.OUTAGE, ""
+        return ErrorKind.PERMANENT, ""
+    # 2000-2999 are the client library's own errors: no connection, lost connection,
+    # server gone away, commands out of sync. A new connection cures them.
+    if 2000 <= code < 3000 or code in MYSQL_OUTAGE or code == 0:
+        return ErrorKind.OUTAGE, ""
+    if code in MYSQL_BUSY:
+        return ErrorKind.BUSY, ""
+    return ErrorKind.PERMANENT, MYSQL_ADVICE.get(code, f"error {code}")

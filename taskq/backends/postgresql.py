@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
+from django.db import InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, QuerySet
 
@@ -33,6 +34,7 @@ from taskq.alarm import Alarm
 from taskq.backends.base import Claim
 from taskq.backends.claim import open_queues_sql, update_returning_sql
 from taskq.backends.engine import Engine
+from taskq.backends.errors import MIGRATE, ErrorKind, Verdict, driver_error
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.conf import settings
 from taskq.models import Queue, Task
@@ -128,6 +130,9 @@ class PostgreSQLEngine(Engine):
     create_wakeup_sql = CREATE_WAKEUP
     drop_wakeup_sql = DROP_WAKEUP
     true_sql = "true"
+
+    def judge_error(self, error: BaseException) -> Verdict:
+        return judge_postgresql_error(self.connection, error)
 
     def lock_for_pause(self, cursor: Any) -> None:
         """Every claim reads the queue table, and so holds its ``ACCESS SHARE`` lock to
@@ -299,3 +304,43 @@ class PostgreSQLStrategy(SkipLockedStrategy):
     def hint(self, queue: str) -> None:
         if queue in self.queues:
             self.hinted = True
+
+
+# PostgreSQL -----------------------------------------------------------------------
+
+#: SQLSTATEs (or their two-character classes) worth waiting out.
+PG_OUTAGE = {"08", "53", "57P01", "57P02", "57P03", "58"}
+#: SQLSTATEs of contention: retry soon.
+PG_BUSY = {"40001", "40P01", "55P03", "57014"}
+#: SQLSTATEs of a refusal that deserves a particular piece of advice.
+PG_ADVICE = {
+    "42P01": MIGRATE,  # undefined_table
+    "42703": MIGRATE,  # undefined_column
+    "3D000": "create the database, or fix NAME in DATABASES",  # invalid_catalog_name
+    "25006": "the server or this session is read-only (a standby, or default_transaction_"
+    "read_only): point DATABASES at the primary",
+    "54000": "the statement is beyond what PostgreSQL allows (too many parameters or values)",
+    "54001": "the statement is too complex for PostgreSQL",
+    "22001": "a value is too long for its column",
+    "42501": "the database user lacks a privilege on the task table",
+}
+#: What libpq or psycopg say, without a SQLSTATE, when the client refuses a statement.
+PG_CLIENT_REFUSALS = ("number of parameters must be between", "query too large", "out of memory")
+
+
+def judge_postgresql_error(connection: BaseDatabaseWrapper, error: BaseException) -> Verdict:
+    driver = driver_error(error)
+    sqlstate: Any = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
+    if not sqlstate:
+        message = str(error).lower()
+        if any(refusal in message for refusal in PG_CLIENT_REFUSALS):
+            return ErrorKind.PERMANENT, "the statement is beyond what the driver can send"
+        # No answer from the server: refused, reset or closed connections.
+        if isinstance(error, (OperationalError, InterfaceError)):
+            return ErrorKind.OUTAGE, ""
+        return ErrorKind.PERMANENT, ""
+    if sqlstate in PG_OUTAGE or sqlstate[:2] in PG_OUTAGE:
+        return ErrorKind.OUTAGE, ""
+    if sqlstate in PG_BUSY:
+        return ErrorKind.BUSY, ""
+    return ErrorKind.PERMANENT, PG_ADVICE.get(sqlstate, f"SQLSTATE {sqlstate}")

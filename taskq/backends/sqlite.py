@@ -16,11 +16,13 @@ from contextlib import closing, suppress
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from taskq.backends.base import Claim
 from taskq.backends.claim import open_queues_sql, update_returning_sql
 from taskq.backends.engine import Engine
+from taskq.backends.errors import MIGRATE, ErrorKind, Verdict
 from taskq.backends.optimistic import OptimisticStrategy
 from taskq.models import CLAIM_INDEX, Task
 
@@ -42,6 +44,9 @@ class SQLiteEngine(Engine):
     """SQLite's engine: WAL on every new connection, a clock that follows ``TIME_ZONE``."""
 
     clock_follows_time_zone = True
+
+    def judge_error(self, error: BaseException) -> Verdict:
+        return judge_sqlite_error(self.connection, error)
 
     def in_open_transaction(self) -> bool:
         driver = self.connection.connection
@@ -146,3 +151,33 @@ class SQLiteStrategy(OptimisticStrategy):
             if is_locked_error(error):
                 return None
             raise
+
+
+# SQLite ---------------------------------------------------------------------------
+
+
+def judge_sqlite_error(connection: BaseDatabaseWrapper, error: BaseException) -> Verdict:
+    message = str(error).lower()
+    if "database is locked" in message or "database is busy" in message:
+        return ErrorKind.BUSY, "another process holds the write lock"
+    if "database table is locked" in message:
+        return ErrorKind.BUSY, "another connection holds the table"
+    if "readonly database" in message or "read-only" in message:
+        name = connection.settings_dict.get("NAME")
+        return ErrorKind.PERMANENT, (
+            f"the SQLite file {str(name)!r} cannot be written: give this process write "
+            "access to it and to its directory (SQLite writes its journal there)"
+        )
+    if "no such table" in message or "no such column" in message or "has no column" in message:
+        return ErrorKind.PERMANENT, MIGRATE
+    if "too many sql variables" in message:
+        return ErrorKind.PERMANENT, "the statement has more parameters than SQLite allows"
+    if "closed database" in message or "disk i/o error" in message or "disk is full" in message:
+        return ErrorKind.OUTAGE, ""
+    if "unable to open database file" in message:
+        name = connection.settings_dict.get("NAME")
+        return ErrorKind.PERMANENT, f"check that the directory of {str(name)!r} exists"
+    if isinstance(error, InterfaceError):
+        return ErrorKind.OUTAGE, ""
+    # "string or blob too big", "database disk image is malformed", ...
+    return ErrorKind.PERMANENT, ""
