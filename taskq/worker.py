@@ -495,13 +495,17 @@ class Worker:
                     eta=retry.when,
                 )
             case Failed(exception=exception, error=error):
-                logger.error(
+                # An exception the task declares in ``throws`` is expected: logged at
+                # INFO without its traceback, as Celery logs it.
+                expected = isinstance(exception, getattr(outcome.task, "throws", ()))
+                logger.log(
+                    logging.INFO if expected else logging.ERROR,
                     "Task %s failed in %.3fs: %s (%s)",
                     label,
                     fields["duration"],
                     short_repr(exception),
                     attempt,
-                    exc_info=exception,
+                    exc_info=None if expected else exception,
                     extra=logs.attempt_fields(fields, outcome.task),
                 )
                 self.fail(outcome, exception, error)

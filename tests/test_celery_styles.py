@@ -35,6 +35,11 @@ def test_celery_style_tasks_run_on_worker_processes(workers):
     failed = Task.objects.failed().get()
     assert failed.name.endswith("send_invoice") and "InvoiceMissing" in failed.error
     assert "retrying" in log
+    # An expected exception (throws): logged at INFO, without a traceback, as Celery does.
+    lines = log.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if "send_invoice" in line and "failed" in line]
+    assert " INFO " in lines[at]
+    assert at + 1 == len(lines) or not lines[at + 1].startswith("Traceback")
 
 
 def test_autoretry_with_backoff_then_fails_with_the_original_error(workers):
