@@ -56,15 +56,17 @@ TASK_OPTIONS: dict[str, Any] = {
     "acks_late": False,
     "time_limit": None,
     "soft_time_limit": None,
+    "unique": False,
 }
-APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority")
+APPLY_OPTIONS = ("countdown", "eta", "expires", "queue", "priority", "unique_key")
 
 
 class AsyncResult:
     """The handle ``delay`` returns. taskq keeps no results, so there is no ``get()``."""
 
-    def __init__(self, id: int | None) -> None:
+    def __init__(self, id: int | None, created: bool = True) -> None:
         self.id = id
+        self.created = created  # False: a task holding the unique key had this id
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -130,6 +132,7 @@ class TaskFunction(Generic[P, R]):
         self.time_limit: float | None = merged["time_limit"]
         #: Seconds after which ``SoftTimeLimitExceeded`` is raised in the body.
         self.soft_time_limit: float | None = merged["soft_time_limit"]
+        self.unique: bool = bool(merged["unique"])  # the key: name and arguments
         self.__wrapped__ = run
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", self.name)
@@ -162,6 +165,7 @@ class TaskFunction(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        unique_key: str | None = None,
     ) -> AsyncResult:
         """Queue a call, in the current transaction of the task table's database."""
         call = Call(
@@ -173,11 +177,13 @@ class TaskFunction(Generic[P, R]):
             countdown=countdown,
             eta=eta,
             expires=self.expires if expires is None else expires,
+            unique_key=self.unique if unique_key is None else unique_key,
         )
         if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
             call.to_row()  # the same checks a queued call gets
             return self.apply(call.args, call.kwargs)
-        return AsyncResult(enqueue(call).pk)
+        task = enqueue(call)
+        return AsyncResult(task.pk, task.created)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """Return a signature: this task with some arguments, to send later."""

@@ -57,6 +57,12 @@ def _encode(value: Any, path: str) -> Any:
     )
 
 
+def encode(value: Any) -> Any:
+    """Return ``value`` as the plain JSON values ``dumps_args`` would write, or raise
+    ``TypeError`` (for a caller that needs its own ``json.dumps``: a unique key)."""
+    return _encode(value, "arguments")
+
+
 _DECODERS: dict[str, Any] = {
     "dict": dict,
     "datetime": dt.datetime.fromisoformat,

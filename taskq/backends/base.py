@@ -23,7 +23,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import CLAIM_FIELDS, Task
+from taskq.models import CLAIM_FIELDS, Task, failure_changes
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
@@ -193,10 +193,6 @@ class ClaimStrategy:
         return self._claimed(claim).requeue(eta, error=error, retried=True) == 1
 
     def fail(self, claim: Claim, error: str) -> bool:
-        """Mark the task failed, keeping ``error`` (a traceback) for a human to read."""
-        return (
-            self._claimed(claim).update(
-                state=Task.State.FAILED, error=error, failed_at=database_now()
-            )
-            == 1
-        )
+        """Mark the task failed, keeping ``error`` (a traceback) for a human to read; it
+        gives up its unique key (``taskq.models.failure_changes``)."""
+        return self._claimed(claim).update(**failure_changes(error)) == 1

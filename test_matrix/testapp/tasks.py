@@ -178,3 +178,17 @@ def busy(key):
     _record(f"start {key}")
     while True:
         pass
+
+
+# Unique tasks (tests/test_unique.py).
+
+
+@shared_task(unique=True)
+def unique_record(key, *, extra=None):
+    _record(f"unique {key}")
+
+
+@shared_task(autoretry_for=(ValueError,), retry_kwargs={"countdown": 3600, "max_retries": 3})
+def fail_and_retry_later(key):
+    _record(f"attempt {key}")
+    raise ValueError(key)
