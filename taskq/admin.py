@@ -16,6 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import AllValuesFieldListFilter
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import router
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -25,7 +26,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from taskq import metrics
+from taskq import metrics, schedules
 from taskq.backends.estimates import estimated_count
 from taskq.models import (
     ActiveTask,
@@ -320,7 +321,8 @@ class FutureTaskAdmin(TaskGroupAdmin):
 
 @admin.register(Summary)
 class SummaryAdmin(admin.ModelAdmin):
-    """Counts per task name and queue, the oldest pending task, and the live workers.
+    """Counts per task name and queue, the oldest pending task, the live workers, and
+    the schedules (``TASKQ_SCHEDULE``) with their last and next slot.
 
     The counts are ``metrics.bounded_counts()``: exact where that is cheap, otherwise a
     lower bound ("≥") or the planner's estimate ("≈"), so that the page stays fast on
@@ -398,4 +400,5 @@ class SummaryAdmin(admin.ModelAdmin):
                 for worker in workers
             ],
         }
+        context["schedules"] = schedules.status(router.db_for_read(Task))
         return TemplateResponse(request, "admin/taskq/summary.html", context)

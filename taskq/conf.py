@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from taskq.names import QUEUE_MAX_LENGTH
+from taskq.schedules import Entry, parse_schedule
 
 T = TypeVar("T")
 _MISSING = object()
@@ -180,6 +181,15 @@ class TaskqSettings:
         token,
         "bearer token that lets a scraper read the Prometheus view without a staff login "
         "(see [Metrics and monitoring](#metrics-and-monitoring))",
+    )
+
+    SCHEDULE = Setting[dict[str, Entry]](
+        {},
+        parse_schedule,
+        "tasks the workers queue at cron times or intervals, each slot once, by name: "
+        '`{"name": {"task": …, "cron": "0 2 * * *" or "every": seconds, "args": [], '
+        '"kwargs": {}, "queue": …, "priority": 0, "catch_up": "once" or "all"}}` '
+        "(see [Schedules](#schedules))",
     )
 
     @classmethod

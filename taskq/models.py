@@ -93,6 +93,23 @@ class Worker(models.Model):
         return self.ident
 
 
+class Schedule(models.Model):
+    """One entry of ``TASKQ_SCHEDULE``: the last slot a worker queued for it.
+
+    Workers move ``last_slot`` on with a compare-and-set in the transaction that writes
+    the slot's task, so each slot is queued once (``taskq.schedules``).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    last_slot = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     """Querysets named after the groups the admin and the metrics show."""
 

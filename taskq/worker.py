@@ -45,6 +45,7 @@ from taskq.execution import (
 from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
 from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
+from taskq.schedules import Scheduler
 from taskq.timelimits import CurrentRun
 
 __all__ = ["CONNECTION_ERRORS", "Worker", "format_error"]
@@ -114,6 +115,7 @@ class Worker:
         self.wake = Alarm()
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
+        self.scheduler = Scheduler(self.using)  # TASKQ_SCHEDULE's slots (taskq.schedules)
         self.processed = 0
         self.outcomes = Outcomes()
         #: A success whose delete goes with the next claim, in one round trip.
@@ -284,6 +286,7 @@ class Worker:
                 requeue_dirty_acks_late(self.using)
             if self.claim_in_doubt:
                 self.release_unstarted_claims()
+            self.scheduler.maintain()
         except CONNECTION_ERRORS as error:
             self.backoff.wait(error)
             return False
@@ -315,6 +318,7 @@ class Worker:
             soon = self.strategy.next_due_in(self.queues, timeout)
             if soon is not None:
                 timeout = soon + ETA_MARGIN
+            timeout = self.scheduler.wait_limit(timeout)
             self.strategy.wait_for_work(self.queues, timeout, self.wake)
         except CONNECTION_ERRORS as error:
             self.backoff.wait(error)

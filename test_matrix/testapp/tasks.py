@@ -192,3 +192,16 @@ def unique_record(key, *, extra=None):
 def fail_and_retry_later(key):
     _record(f"attempt {key}")
     raise ValueError(key)
+
+
+# Schedules (tests/test_schedules.py).
+
+
+@shared_task
+def record_slot(label="slot"):
+    """Record the slot this run is for (its row's eta) and how late it was queued."""
+    from taskq.context import current_request
+    from taskq.models import Task
+
+    task = Task.objects.get(pk=current_request().id)
+    _record(f"{label} {task.eta.isoformat()} {(task.created_at - task.eta).total_seconds()}")

@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
-from taskq import metrics, prometheus
+from taskq import metrics, prometheus, schedules
+from taskq.backends import task_database
 
 #: Clear the screen and move the cursor home (ANSI), for --watch on a terminal.
 CLEAR_SCREEN = "\033[H\033[2J"
@@ -76,10 +78,26 @@ def render_table(snap: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_schedules(statuses: list[schedules.Status]) -> str:
+    """``TASKQ_SCHEDULE``'s entries with their last and next slot ("" if none)."""
+    if not statuses:
+        return ""
+
+    def moment(slot: datetime | None) -> str:
+        return "never" if slot is None else f"{timezone.localtime(slot):%Y-%m-%d %H:%M:%S %Z}"
+
+    rows = [
+        [s.entry.name, s.entry.task, s.entry.when, moment(s.last_slot), moment(s.next_slot)]
+        for s in statuses
+    ]
+    lines = table(["schedule", "task", "when", "last slot", "next slot"], rows, text_columns=5)
+    return "\n" + "\n".join(lines) + "\n"
+
+
 class Command(BaseCommand):
     help = (
         "Print taskq's metrics: task counts by state, queue and task name, the age of the "
-        "oldest pending task and the live workers. --watch redraws until Ctrl-C."
+        "oldest pending task, the live workers and the schedules. --watch redraws until Ctrl-C."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -114,7 +132,9 @@ class Command(BaseCommand):
             return json.dumps(snap, indent=2, sort_keys=True) + "\n"
         if options["prometheus"]:
             return prometheus.render(snap)
-        return render_table(snap)
+        return render_table(snap) + render_schedules(
+            schedules.status(options["database"] or task_database())
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["watch"]:
