@@ -199,9 +199,11 @@ def fail_and_retry_later(key):
 
 @shared_task
 def record_slot(label="slot"):
-    """Record the slot this run is for (its row's eta) and how late it was queued."""
+    """Record the slot this run is for (its row's eta), how late it was queued, and the
+    task's id (a slot queued twice would have two)."""
     from taskq.context import current_request
     from taskq.models import Task
 
     task = Task.objects.get(pk=current_request().id)
-    _record(f"{label} {task.eta.isoformat()} {(task.created_at - task.eta).total_seconds()}")
+    late = (task.created_at - task.eta).total_seconds()
+    _record(f"{label} {task.eta.isoformat()} {late} {task.pk}")
