@@ -17,6 +17,7 @@ from django.contrib.admin.filters import AllValuesFieldListFilter
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import router
 from django.db.models import QuerySet
 from django.db.models.functions import Left, Right
 from django.http import (
@@ -32,7 +33,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from taskq import metrics, queues
+from taskq import metrics, queues, schedules
 from taskq.backends.estimates import estimated_count
 from taskq.clock import DatabaseNow
 from taskq.models import (
@@ -383,7 +384,8 @@ class FutureTaskAdmin(TaskGroupAdmin):
 
 @admin.register(Summary)
 class SummaryAdmin(admin.ModelAdmin):
-    """Counts per task name and queue, the oldest pending task, and the live workers.
+    """Counts per task name and queue, the oldest pending task, the live workers, and
+    the schedules (``TASKQ_SCHEDULE``) with their last and next slot.
 
     The counts are ``metrics.bounded_counts()``: exact where that is cheap, otherwise a
     lower bound ("≥") or the planner's estimate ("≈"), so that the page stays fast on
@@ -467,6 +469,7 @@ class SummaryAdmin(admin.ModelAdmin):
                 for worker in workers
             ],
         }
+        context["schedules"] = schedules.status(router.db_for_read(Task))
         return TemplateResponse(request, "admin/taskq/summary.html", context)
 
     # Pause and resume, from the buttons of the summary's queue table.

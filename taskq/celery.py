@@ -124,6 +124,8 @@ class TaskFunction(Generic[P, R]):
         # Accepted for Celery's sake; taskq keeps their meaning by design.
         self.ignore_result = bool(options.get("ignore_result", False))
         self.track_started = True
+        #: Calls are unique by the task's name and arguments (``taskq.unique``).
+        self.unique = bool(options.get("unique", False))
         self.__wrapped__ = run
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", self.name)
@@ -191,6 +193,7 @@ class TaskFunction(Generic[P, R]):
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        unique_key: str | None = None,
         **options: Any,
     ) -> AsyncResult:
         """Queue a call, in the current transaction of the task table's database.
@@ -224,6 +227,7 @@ class TaskFunction(Generic[P, R]):
             headers=headers,
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
+            unique_key=self.unique if unique_key is None else unique_key,
         )
         if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
             call.to_row()  # the same checks a queued call gets
@@ -236,7 +240,8 @@ class TaskFunction(Generic[P, R]):
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
             )
-        return AsyncResult(enqueue(call).pk)
+        task = enqueue(call)
+        return AsyncResult(task.pk, task.created)
 
     def signature(
         self,

@@ -203,10 +203,19 @@ OPTIONS: tuple[Option, ...] = (
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 
 
+#: taskq's own options, which Celery has not (so they are not in the Celery table).
+OWN_OPTIONS: dict[Place, tuple[str, ...]] = {
+    "shared_task": ("unique",),
+    "apply_async": ("unique_key",),
+}
+
+
 def check(place: Place, names: Iterable[str], who: str) -> None:
     """Raise ``TypeError`` for the first option in ``names`` taskq does not take at
     ``place``, naming it and saying why."""
     for name in names:
+        if name in OWN_OPTIONS.get(place, ()):
+            continue
         option = BY_NAME.get(name)
         if (
             place == "retry"
@@ -237,8 +246,9 @@ def check_serializer(serializer: Any) -> None:
 
 
 def known(place: Place) -> tuple[str, ...]:
-    """Return the options taskq takes (supported or accepted) at ``place``."""
-    return tuple(o.name for o in OPTIONS if place in o.places and o.decision != REFUSED)
+    """Return the options taskq takes (supported or accepted, or its own) at ``place``."""
+    celery = tuple(o.name for o in OPTIONS if place in o.places and o.decision != REFUSED)
+    return celery + OWN_OPTIONS.get(place, ())
 
 
 def markdown_table() -> str:

@@ -157,3 +157,32 @@ def report_claim_strategy(databases: Any = None, **kwargs: Any) -> list[checks.C
     """Say which claim strategy each alias holding the task table resolved to, or why
     none (``check --deploy``: the ``--database`` aliases, or else every one)."""
     return [resolve_strategy(alias) for alias in task_aliases(databases or connections)]
+
+
+@checks.register()
+def check_schedule(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Refuse a ``TASKQ_SCHEDULE`` entry naming a task no module registers: no worker
+    could ever run it. (A malformed entry is ``check_settings``'s.)"""
+    from taskq import registry
+
+    try:
+        entries = settings.SCHEDULE
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if not entries:
+        return []
+    registry.autodiscover()
+    known = registry.names()
+    errors: list[checks.CheckMessage] = []
+    for name, entry in entries.items():
+        if entry.task not in known:
+            near = difflib.get_close_matches(entry.task, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            errors.append(
+                checks.Error(
+                    f"TASKQ_SCHEDULE[{name!r}] names task {entry.task!r}, which no module "
+                    f"registers{hint}",
+                    id="taskq.E006",
+                )
+            )
+    return errors

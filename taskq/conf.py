@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from taskq.names import QUEUE_MAX_LENGTH
+from taskq.schedules import Entry, parse_schedule
 
 T = TypeVar("T")
 _MISSING = object()
@@ -276,6 +277,15 @@ class TaskqSettings:
         "largest size, in bytes, of a task's `args` and `kwargs` as stored JSON; a bigger call "
         "is a `ValueError` and nothing is written. A mebibyte keeps a row cheap to claim and to "
         "show in the admin: pass a key to big data, not the data",
+    )
+
+    SCHEDULE = Setting[dict[str, Entry]](
+        {},
+        parse_schedule,
+        "tasks the workers queue at cron times or intervals, each slot once, by name: "
+        '`{"name": {"task": …, "cron": "0 2 * * *" or "every": seconds, "args": [], '
+        '"kwargs": {}, "queue": …, "priority": 0, "catch_up": "once" or "all"}}` '
+        "(see [Schedules](#schedules))",
     )
 
     @classmethod

@@ -9,10 +9,11 @@ from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from django.conf import settings as django_settings
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
-from taskq import discovery, serialization
+from taskq import discovery, serialization, unique
+from taskq.backends import engine_for
 from taskq.bulk_insert import BulkInsert, SingleInsert
 from taskq.clock import database_now
 from taskq.conf import settings
@@ -102,6 +103,18 @@ class Call:
     #: Seconds; ``None`` leaves the task's own limit (if any) in force.
     time_limit: float | None = None
     soft_time_limit: float | None = None
+    #: While a task with this key is queued or started, this call writes nothing;
+    #: ``True``: the key is the task's name with its arguments (``taskq.unique.key_for``).
+    unique_key: str | bool | None = None
+
+    def key(self) -> str | None:
+        """Return the call's unique key, or ``None``; raise ``TypeError``/``ValueError``
+        for one that cannot be a key."""
+        if self.unique_key is None or self.unique_key is False:
+            return None
+        if self.unique_key is True:
+            return unique.key_for(self.name, self.args, self.kwargs)
+        return unique.check_key(self.unique_key)
 
     def extras(self) -> dict[str, Any]:
         """Return the columns beyond ``Checked`` this call sets, checked: ``headers``
@@ -205,10 +218,15 @@ def enqueue(call: Call) -> Task:
     """Write one task row in the current transaction and return it.
 
     A row due now or at a given moment, without expiry (most calls), is one prepared
-    ``INSERT`` (``SingleInsert``); the rest go through the ORM.
+    ``INSERT`` (``SingleInsert``); the rest go through the ORM. A call with a unique key
+    whose key another task holds writes nothing and returns a ``Task`` with that task's
+    ``pk`` and ``created = False`` (``write_unique``).
     """
     values = call.checked()
     discovery.warn_if_not_imported(call.name)
+    unique_key = call.key()
+    if unique_key is not None:
+        return write_unique(call, unique_key, router.db_for_write(Task))
     countdown = not isinstance(values.eta, datetime) and values.eta != 0
     if countdown or values.expires is not None or call.extras():
         task = call.to_row()
@@ -232,6 +250,42 @@ def _without_extras(call: Call) -> Call:
     return call
 
 
+#: How often a refused unique insert is tried again when its key's holder is gone by
+#: the time its id is read (it finished in between): each time means another task won.
+UNIQUE_ATTEMPTS = 10
+
+
+def write_unique(call: Call, key: str, using: str) -> Task:
+    """Write ``call``'s row holding ``key``, unless a task holds it; return the row, or
+    one with the holder's ``pk`` and ``created = False``.
+
+    The database decides, with the unique index on ``unique_key_hash``: there is no
+    read before the write, which concurrent callers could all pass. The insert runs in
+    a savepoint, so a refusal leaves the caller's transaction usable. On PostgreSQL and
+    MySQL a second insert of a key whose first insert is not committed yet waits for
+    that transaction: it is refused if it commits, written if it rolls back.
+    """
+    digest = unique.digest(key)
+    engine = engine_for(connections[using])
+    for _ in range(UNIQUE_ATTEMPTS):
+        task = call.to_row()
+        task.unique_key, task.unique_key_hash = key, digest
+        try:
+            with transaction.atomic(using=using):
+                task.save(force_insert=True, using=using)
+            return task
+        except IntegrityError:
+            holder = engine.unique_key_holder(digest)
+            if holder is None:
+                continue
+        existing = Task(pk=holder, name=call.name, unique_key=key, unique_key_hash=digest)
+        existing.created = False
+        existing._state.adding = False
+        existing._state.db = using
+        return existing
+    raise IntegrityError(f"unique_key {key!r}: refused {UNIQUE_ATTEMPTS} times, held by none")
+
+
 #: Per connection (so per thread), the statement ``enqueue`` sends, and what it was
 #: built for.
 _single_inserts: WeakKeyDictionary[Any, tuple[tuple[str, bool], SingleInsert]] = WeakKeyDictionary()
@@ -248,15 +302,31 @@ def enqueue_many(calls: Iterable[Call], *, batch_size: int = 1000, using: str | 
     from that moment, and a call without a due time is due from it. On PostgreSQL the
     workers of each queue written to are woken when the transaction commits (by a
     trigger: see the migration ``0004_notify_trigger``).
+
+    Calls with a unique key are written one by one after the others, each as
+    ``enqueue`` writes it (``write_unique``), and a call whose key is held (by a task
+    already queued, or by an earlier call of the same batch) writes nothing and is not
+    counted.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
     default_queue, max_size = settings.DEFAULT_QUEUE, settings.MAX_ARGUMENTS_SIZE
-    checked = [_without_extras(call).checked(default_queue, max_size) for call in calls]
-    if not checked:
+    checked: list[Checked] = []
+    keyed: list[tuple[Call, str]] = []
+    for call in calls:
+        values = _without_extras(call).checked(default_queue, max_size)
+        key = call.key()
+        if key is None:
+            checked.append(values)
+        else:
+            keyed.append((call, key))
+    if not checked and not keyed:
         return 0
     alias = router.db_for_write(Task) if using is None else using
-    insert = BulkInsert(connections[alias], Checked._fields)
+    written = len(checked)
     with transaction.atomic(using=alias, savepoint=False):
-        insert.write(checked, batch_size)
-    return len(checked)
+        if checked:
+            BulkInsert(connections[alias], Checked._fields).write(checked, batch_size)
+        for call, key in keyed:
+            written += write_unique(call, key, alias).created
+    return written

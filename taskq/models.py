@@ -144,6 +144,23 @@ class Queue(models.Model):
         return self.name
 
 
+class Schedule(models.Model):
+    """One entry of ``TASKQ_SCHEDULE``: the last slot a worker queued for it.
+
+    Workers move ``last_slot`` on with a compare-and-set in the transaction that writes
+    the slot's task, so each slot is queued once (``taskq.schedules``).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    last_slot = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     """Querysets named after the groups the admin and the metrics show."""
 
@@ -248,6 +265,18 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.update(**changes)
 
 
+def failure_changes(error: str) -> dict[str, Any]:
+    """Return what failing a task writes: the state, the error (a traceback) for a human
+    to read, the database's time, and the release of its unique key (the key itself
+    stays in ``unique_key``, for the admin): a failed task holds its key no longer."""
+    return {
+        "state": Task.State.FAILED,
+        "error": error,
+        "failed_at": database_now(),
+        "unique_key_hash": None,
+    }
+
+
 def dirty_cutoff() -> Any:
     """Return the moment before which a worker's last heartbeat makes its tasks dirty,
     as an expression of the database's clock."""
@@ -297,8 +326,21 @@ class Task(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     #: Who asked to stop the running task; its worker's heartbeat reads it.
     cancel_requested_by = models.CharField(max_length=200, blank=True, default="")
+    #: The key of a unique task (``apply_async(unique_key=…)``), kept after it fails.
+    unique_key = models.TextField(blank=True, default="")
+    #: The SHA-256 of ``unique_key`` while the task holds it (queued or started), else
+    #: NULL. Its unique index is what makes a key unique: NULLs never collide on any
+    #: database, and a digest compares byte for byte whatever the column's collation
+    #: (MySQL's default ones ignore case and trailing spaces) and however long the key.
+    unique_key_hash = models.CharField(  # noqa: DJ001  (NULL: holds no key)
+        max_length=64, null=True, blank=True, unique=True, editable=False
+    )
 
     objects = TaskQuerySet.as_manager()
+
+    #: ``False`` on the ``Task`` that ``taskq.enqueue.enqueue`` returns for a unique call
+    #: whose key another task held: nothing was written, and ``pk`` is that task's.
+    created: bool = True
 
     class Meta:
         indexes = [

@@ -10,7 +10,7 @@ import logging
 
 from taskq import registry
 from taskq.clock import database_now
-from taskq.models import Task, dirty_q
+from taskq.models import Task, dirty_q, failure_changes
 from taskq.retries import RetryPolicy
 
 logger = logging.getLogger("taskq.worker")
@@ -37,11 +37,8 @@ def requeue_dirty_acks_late(using: str) -> None:
         policy = policies[name]
         reason = f"its worker died while it ran (acks_late); attempt {retries + 1}"
         if policy.exhausted(retries):
-            done = row.update(
-                state=Task.State.FAILED,
-                error=f"{reason}, and max_retries ({policy.max_retries}) was reached",
-                failed_at=database_now(),
-            )
+            error = f"{reason}, and max_retries ({policy.max_retries}) was reached"
+            done = row.update(**failure_changes(error))
             verb = "failed"
         else:
             done = row.requeue(database_now(), error=reason, retried=True)

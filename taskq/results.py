@@ -21,8 +21,10 @@ FAILURE = "FAILURE"
 class AsyncResult:
     """The handle ``delay`` returns. taskq keeps no results, so there is no ``get()``."""
 
-    def __init__(self, id: int | str | None) -> None:
+    def __init__(self, id: int | str | None, created: bool = True) -> None:
         self.id = id
+        #: False when a task holding the same unique key was found: ``id`` is that one's.
+        self.created = created
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"

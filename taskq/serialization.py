@@ -149,6 +149,12 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def encode(value: Any) -> Any:
+    """Return ``value`` as the plain JSON values ``dumps_args`` would write, or raise
+    ``TypeError`` (for a caller that needs its own ``json.dumps``: a unique key)."""
+    return _encode(value, "arguments")
+
+
 def _decode_object(obj: dict[str, Any]) -> Any:
     if len(obj) != 1 or MARKER not in obj:
         return obj

@@ -50,6 +50,7 @@ from taskq.execution import (
 from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
 from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
+from taskq.schedules import Scheduler
 from taskq.timelimits import CurrentRun
 
 __all__ = ["CONNECTION_ERRORS", "EXIT_DATABASE_REFUSED", "Worker", "format_error"]
@@ -129,6 +130,7 @@ class Worker:
         self.wake = Alarm()
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
+        self.scheduler = Scheduler(self.using)  # TASKQ_SCHEDULE's slots (taskq.schedules)
         self.processed = 0
         #: How the tasks this process ran ended, for the stop line ("succeeded": 3, ...).
         self.endings: Counter[str] = Counter()
@@ -319,6 +321,7 @@ class Worker:
                 requeue_dirty_acks_late(self.using)
             if self.claim_in_doubt:
                 self.release_unstarted_claims()
+            self.scheduler.maintain()
         except DatabaseError as error:
             self.on_database_error(error)
             return False
@@ -361,6 +364,7 @@ class Worker:
             soon = self.strategy.next_due_in(self.queues, timeout)
             if soon is not None:
                 timeout = soon + ETA_MARGIN
+            timeout = self.scheduler.wait_limit(timeout)
             logger.debug(
                 "Nothing due in %s; waiting up to %.3fs%s",
                 ",".join(self.queues),

@@ -53,6 +53,7 @@ TASKQ_KEEP_CONNECTIONS = os.environ.get("TASKQ_TEST_KEEP_CONNECTIONS", "1") == "
 TASKQ_TIME_LIMIT = (
     float(os.environ["TASKQ_TEST_TIME_LIMIT"]) if "TASKQ_TEST_TIME_LIMIT" in os.environ else None
 )
+TASKQ_SCHEDULE = json.loads(os.environ.get("TASKQ_TEST_SCHEDULE", "{}"))
 
 # Worker processes connect to the test database that pytest-django created.
 DB_NAME = os.environ.get("TASKQ_DB_NAME", "taskq")

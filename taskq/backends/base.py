@@ -24,7 +24,7 @@ from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
 from taskq.bounds import bounded_error
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import CLAIM_FIELDS, Task, TaskQuerySet
+from taskq.models import CLAIM_FIELDS, Task, TaskQuerySet, failure_changes
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
@@ -229,10 +229,5 @@ class ClaimStrategy:
 
     def fail(self, claim: Claim, error: str) -> bool:
         """Mark the task failed, keeping ``error`` (a traceback, bounded in size) for a
-        human to read."""
-        return (
-            self._claimed(claim).update(
-                state=Task.State.FAILED, error=bounded_error(error), failed_at=database_now()
-            )
-            == 1
-        )
+        human to read; it gives up its unique key (``taskq.models.failure_changes``)."""
+        return self._claimed(claim).update(**failure_changes(bounded_error(error))) == 1

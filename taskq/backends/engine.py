@@ -19,6 +19,7 @@ from django.db.models.functions import Now
 from django.db.models.sql import Query
 
 from taskq.backends.errors import Verdict, judge_by_class
+from taskq.models import Task
 
 if TYPE_CHECKING:
     from taskq.bulk_insert import BulkInsert
@@ -44,6 +45,8 @@ class Engine:
     drop_wakeup_sql = ""
     #: The literal SQL writes true as (a boolean column compared with it).
     true_sql = "1"
+    #: What ends a SELECT that must see rows committed after its transaction's snapshot?
+    latest_rows_sql = ""
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -91,6 +94,23 @@ class Engine:
         """Say whether a driver's ``error`` is an outage, busy or a refusal, with advice
         for a human (``taskq.backends.errors.diagnose``). Generic: Django's classes."""
         return judge_by_class(error)
+
+    def unique_key_holder(self, digest: str) -> int | None:
+        """Return the id of the task holding the unique key whose digest is ``digest``,
+        or ``None`` if none does (it finished since its row refused ours).
+
+        Read after an insert was refused, maybe inside the caller's transaction: the
+        holder may have committed after that transaction's snapshot was taken, so the
+        read must see the latest rows (``latest_rows_sql``)."""
+        quote = self.connection.ops.quote_name
+        sql = (
+            f"SELECT {quote('id')} FROM {quote(Task._meta.db_table)} "
+            f"WHERE {quote('unique_key_hash')} = %s{self.latest_rows_sql}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [digest])
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
 
     def estimated_count(self, queryset: QuerySet[Any]) -> int | None:
         """Return the planner's estimate of ``queryset.count()``, or ``None``: count."""

@@ -46,6 +46,10 @@ class MySQLEngine(Engine):
     """MySQL's and MariaDB's engine: rows escaped once per value, estimates, UTC now."""
 
     can_estimate_count = True
+    # Under REPEATABLE READ (Django sets READ COMMITTED unless told otherwise) a plain
+    # read inside a transaction sees its snapshot; a locking read sees the latest
+    # committed rows. Its shared lock is the one the refused insert holds already.
+    latest_rows_sql = " LOCK IN SHARE MODE"
 
     def judge_error(self, error: BaseException) -> Verdict:
         return judge_mysql_error(self.connection, error)

@@ -232,3 +232,32 @@ def says(message):
 @shared_task(max_retries=None, autoretry_for=(KeyError,), retry_kwargs={"countdown": 0})
 def retries_forever_then_fails():
     raise ValueError("no retry for this one")
+
+
+# Unique tasks (tests/test_unique.py).
+
+
+@shared_task(unique=True)
+def unique_record(key, *, extra=None):
+    _record(f"unique {key}")
+
+
+@shared_task(autoretry_for=(ValueError,), retry_kwargs={"countdown": 3600, "max_retries": 3})
+def fail_and_retry_later(key):
+    _record(f"attempt {key}")
+    raise ValueError(key)
+
+
+# Schedules (tests/test_schedules.py).
+
+
+@shared_task
+def record_slot(label="slot"):
+    """Record the slot this run is for (its row's eta), how late it was queued, and the
+    task's id (a slot queued twice would have two)."""
+    from taskq.context import current_request
+    from taskq.models import Task
+
+    task = Task.objects.get(pk=current_request().id)
+    late = (task.created_at - task.eta).total_seconds()
+    _record(f"{label} {task.eta.isoformat()} {late} {task.pk}")

@@ -12,8 +12,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections, router
+from django.utils import timezone
 
-from taskq import metrics, prometheus
+from taskq import metrics, prometheus, schedules
+from taskq.backends import task_database
 from taskq.backends.errors import ErrorKind, diagnose
 from taskq.models import Task
 
@@ -108,10 +110,26 @@ def render_table(snap: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_schedules(statuses: list[schedules.Status]) -> str:
+    """``TASKQ_SCHEDULE``'s entries with their last and next slot ("" if none)."""
+    if not statuses:
+        return ""
+
+    def moment(slot: datetime | None) -> str:
+        return "never" if slot is None else f"{timezone.localtime(slot):%Y-%m-%d %H:%M:%S %Z}"
+
+    rows = [
+        [s.entry.name, s.entry.task, s.entry.when, moment(s.last_slot), moment(s.next_slot)]
+        for s in statuses
+    ]
+    lines = table(["schedule", "task", "when", "last slot", "next slot"], rows, text_columns=5)
+    return "\n" + "\n".join(lines) + "\n"
+
+
 class Command(BaseCommand):
     help = (
         "Print taskq's metrics: task counts by state, queue and task name, the age of the "
-        "oldest pending task and the live workers. --watch redraws until Ctrl-C."
+        "oldest pending task, the live workers and the schedules. --watch redraws until Ctrl-C."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -146,7 +164,9 @@ class Command(BaseCommand):
             return json.dumps(snap, indent=2, sort_keys=True) + "\n"
         if options["prometheus"]:
             return prometheus.render(snap)
-        return render_table(snap)
+        return render_table(snap) + render_schedules(
+            schedules.status(options["database"] or task_database())
+        )
 
     def read(self, options: Mapping[str, Any], *, wait_out_outages: bool = False) -> str | None:
         """Return ``render``'s text; a database error is a one-line ``CommandError``.
