@@ -45,7 +45,8 @@ def test_three_workers_never_start_a_rate_limited_task_faster_than_its_rate(
     gaps = [b - a for a, b in zip(rated, rated[1:], strict=False)]
     before = sum(1 for moment in rated if moment < others_end)
     print(
-        f"\n{strategy_cls.__name__}, rate_limit 5/s, 3 workers: most starts in a 1 s window {most}; shortest gap "
+        f"\n{strategy_cls.__name__}, rate_limit 5/s, 3 workers: most starts in a 1 s "
+        f"window {most}; shortest gap "
         f"{min(gaps).total_seconds() * 1000:.1f} ms; shortest span of six "
         f"{min(spans).total_seconds():.3f}s; the 30 unlimited tasks done "
         f"{(max(rated_ends) - others_end).total_seconds():.2f}s before the last limited one "
