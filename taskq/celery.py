@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from taskq import celery_options, registry, serialization
+from taskq.conf import parse_rate
 from taskq.context import (
     EMPTY_REQUEST,
     Request,
@@ -85,6 +86,20 @@ def _limits(time_limit: Any, soft_time_limit: Any) -> None:
         raise ValueError("soft_time_limit must be less than or equal to time_limit")
 
 
+def _rate_limit(name: str, value: Any) -> float | None:
+    """Celery's ``rate_limit`` in starts per second; a value Celery would not read is a
+    ``ValueError`` when the task is defined, not a surprise in the worker."""
+    if value is None:
+        return None
+    rate = parse_rate(value)
+    if rate is None:
+        raise ValueError(
+            f"shared_task(rate_limit={value!r}) for {name!r}: a rate is a positive number of "
+            'starts per second, or a string such as "10/s", "10/m" or "10/h"'
+        )
+    return rate
+
+
 class TaskFunction(Generic[P, R]):
     """A function registered as a task; call it to run it here and now.
 
@@ -116,6 +131,9 @@ class TaskFunction(Generic[P, R]):
         self.soft_time_limit: float | None = options.get("soft_time_limit")
         Call(self.name, time_limit=self.time_limit, soft_time_limit=self.soft_time_limit).extras()
         _limits(self.time_limit, self.soft_time_limit)
+        #: Starts per second across all workers (``None``: no limit); the worker's
+        #: ``Flow`` spaces the starts by the database's clock.
+        self.rate_limit: float | None = _rate_limit(self.name, options.get("rate_limit"))
         #: Expected exceptions: they fail the task, logged without a traceback.
         self.throws: tuple[type[BaseException], ...] = tuple(options.get("throws", ()))
         #: Check the arguments of every call against the function's signature.

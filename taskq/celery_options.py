@@ -112,8 +112,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rate_limit",
         _T,
-        REFUSED,
-        "planned as a global limit shared by every worker (issue 13); not yet available",
+        SUPPORTED,
+        '`"10/s"`, `"10/m"`, `"10/h"` or a number (per second): starts of the task spaced '
+        "across all workers, not per worker as in Celery (see [Per-task rate limits]"
+        "(#per-task-rate-limits))",
     ),
     Option(
         "acks_on_failure_or_timeout",

@@ -161,6 +161,23 @@ class Schedule(models.Model):
         return self.name
 
 
+class TaskRate(models.Model):
+    """When the next task called ``name`` may start, for a task with a ``rate_limit``:
+    the per-task counterpart of ``Queue.next_start_at``, locked and moved by each claim
+    of such a task in the same way (``taskq.backends.flow``).
+
+    A table of its own, not rows of ``Queue``: a task name is not a queue, and must not
+    show up among the queues, be paused, or fit the queue column's length.
+    """
+
+    name = models.CharField(max_length=NAME_MAX_LENGTH, primary_key=True)
+    #: No task called ``name`` starts before this moment (the database's clock).
+    next_start_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     """Querysets named after the groups the admin and the metrics show."""
 
@@ -182,10 +199,15 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def pending(self) -> TaskQuerySet:
         return self.queued().filter(eta__lte=database_now())
 
-    def due(self, queues: Sequence[str]) -> TaskQuerySet:
+    def due(self, queues: Sequence[str], held_back: Sequence[str] = ()) -> TaskQuerySet:
         """Pending tasks of ``queues``: what a worker of those queues may claim now (in
-        ``CLAIM_ORDER``; ``taskq.backends.claim`` says the same in SQL)."""
-        return self.pending().filter(queue__in=queues)
+        ``CLAIM_ORDER``; ``taskq.backends.claim`` says the same in SQL).
+
+        ``held_back``: names of tasks with a ``rate_limit``, left out (they are claimed
+        one name at a time, under their rate's lock: ``taskq.backends.flow``).
+        """
+        due = self.pending().filter(queue__in=queues)
+        return due.exclude(name__in=held_back) if held_back else due
 
     def future(self) -> TaskQuerySet:
         return self.queued().filter(eta__gt=database_now())

@@ -100,6 +100,13 @@ def items() -> list[tuple[str, RegisteredTask]]:
     return sorted(_tasks.items())
 
 
+def rate_limits() -> dict[str, float]:
+    """Return ``{name: starts per second}`` of the registered tasks with a
+    ``rate_limit`` (a registered task without the attribute has none)."""
+    limits = {name: getattr(task, "rate_limit", None) for name, task in _tasks.items()}
+    return {name: rate for name, rate in sorted(limits.items()) if rate is not None}
+
+
 def autodiscover() -> None:
     """Import every installed app's ``tasks`` module and each module in TASKQ_IMPORTS."""
     autodiscover_modules("tasks")

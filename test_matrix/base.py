@@ -66,5 +66,7 @@ if django.VERSION >= (6, 0):
             "QUEUES": ["default", "mail"],
         }
     }
+# Extra task modules of the worker processes (tests/test_rate_limit_workers.py).
+TASKQ_IMPORTS = tuple(filter(None, os.environ.get("TASKQ_TEST_IMPORTS", "").split(",")))
 # Per-queue limits of the worker processes of tests/test_flow.py.
 TASKQ_QUEUES = json.loads(os.environ.get("TASKQ_TEST_QUEUES") or "{}")

@@ -153,7 +153,7 @@ def test_options_whose_meaning_taskq_keeps_are_accepted(options):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"rate_limit": "10/m"}, "planned as a global limit"),
+        ({"rate_limit": "10/d"}, "shared_task(rate_limit='10/d')"),
         ({"serializer": "pickle"}, "typed JSON only"),
         ({"backend": "redis://"}, "no result backends"),
         ({"time_limit": 5, "soft_time_limit": 10}, "soft_time_limit must be less than"),

@@ -94,6 +94,10 @@ class ClaimStrategy:
     can_return_rows_from_update: bool = False
     #: Is the claim a server-side prepared statement?
     prepares_claims: bool = False
+    #: Names of tasks with a ``rate_limit``: ``claim`` and ``complete_and_claim`` pass
+    #: them over (the worker's ``Flow`` sets them and claims those tasks itself). Empty,
+    #: the claim is the statement it always was.
+    held_back: tuple[str, ...] = ()
 
     def __init__(self, using: str) -> None:
         self.using = using

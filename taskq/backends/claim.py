@@ -60,16 +60,20 @@ def set_sql(quote: Quote, now: str) -> str:
     )
 
 
-def due_sql(quote: Quote, now: str, queue_count: int) -> str:
-    """``TaskQuerySet.due`` as a ``WHERE`` condition; its placeholders are the queues.
+def due_sql(quote: Quote, now: str, queue_count: int, held_count: int = 0) -> str:
+    """``TaskQuerySet.due`` as a ``WHERE`` condition; its placeholders are the queues,
+    then the ``held_count`` names held back (none: the condition of old, unchanged).
 
     ``state`` is a literal, or a partial claim index could not be used.
     """
     queue_test = _queue_list(queue_count)
-    return (
+    due = (
         f"{quote(_column('state'))} = {Task.State.QUEUED:d} "
         f"AND {quote(_column('queue'))} {queue_test} AND {quote(_column('eta'))} <= {now}"
     )
+    if held_count:
+        due += f" AND {quote(_column('name'))} NOT IN ({', '.join(['%s'] * held_count)})"
+    return due
 
 
 def _queue_list(queue_count: int) -> str:
@@ -130,9 +134,11 @@ def update_returning_sql(
     hint: str = "",
     lock: str = "",
     also: str = "",
+    held_count: int = 0,
 ) -> str:
-    """The claim as one ``UPDATE … RETURNING``; parameters: the worker, then the queues
-    (then those of ``also``, a further condition: ``open_queues_sql``).
+    """The claim as one ``UPDATE … RETURNING``; parameters: the worker, then the queues,
+    then the ``held_count`` task names held back (then those of ``also``, a further
+    condition: ``open_queues_sql``).
 
     The row is chosen by a scalar sub-select (``WHERE id = (SELECT … LIMIT 1)``): an
     ``IN (…)`` could let a planner turn it into a join that updates more rows than the
@@ -142,7 +148,7 @@ def update_returning_sql(
     pk = quote(_column("id"))
     chosen = (
         f"SELECT {pk} FROM {table}{f' {hint}' if hint else ''} "
-        f"WHERE {due_sql(quote, now, queue_count)}{f' AND {also}' if also else ''} "
+        f"WHERE {due_sql(quote, now, queue_count, held_count)}{f' AND {also}' if also else ''} "
         f"ORDER BY {order_sql(quote)} LIMIT 1{f' {lock}' if lock else ''}"
     )
     return (

@@ -130,7 +130,10 @@ class MySQLStrategy(SkipLockedStrategy):
 
     def __init__(self, using: str) -> None:
         super().__init__(using)
-        self.statements: dict[tuple[str, ...], tuple[str, list[Any], str]] = {}
+        #: Compiled claims by (queues, held-back task names).
+        self.statements: dict[
+            tuple[tuple[str, ...], tuple[str, ...]], tuple[str, list[Any], str]
+        ] = {}
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         statements = self.compiled(tuple(queues))
@@ -167,13 +170,14 @@ class MySQLStrategy(SkipLockedStrategy):
         Call it before ``START TRANSACTION``: the first time, it opens and commits a
         transaction of its own, which would end the claim's.
         """
-        if queues not in self.statements:
+        key = (queues, self.held_back)
+        if key not in self.statements:
             due = (
                 self.unpaused(
                     Task.objects.using(self.using).select_for_update(skip_locked=True),
                     queues,
                 )
-                .due(queues)
+                .due(queues, self.held_back)
                 .order_by(*CLAIM_ORDER)
                 .values_list(*CLAIM_FIELDS, expired())[:1]
             )
@@ -189,8 +193,8 @@ class MySQLStrategy(SkipLockedStrategy):
                 f"UPDATE {quote(Task._meta.db_table)} SET {set_sql(quote, now)} "
                 f"WHERE id = %s AND version = %s AND state = {Task.State.QUEUED:d}"
             )
-            self.statements[queues] = (select, list(params), update)
-        return self.statements[queues]
+            self.statements[key] = (select, list(params), update)
+        return self.statements[key]
 
 
 # MySQL and MariaDB ----------------------------------------------------------------

@@ -26,7 +26,7 @@ class OptimisticStrategy(ClaimStrategy):
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         tasks = Task.objects.using(self.using)
         due = (
-            self.unpaused(tasks.due(queues), queues)
+            self.unpaused(tasks.due(queues, self.held_back), queues)
             .order_by(*CLAIM_ORDER)
             .values_list(*CLAIM_FIELDS, expired())
         )

@@ -88,9 +88,10 @@ if psycopg is not None:
 
 
 @lru_cache
-def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
+def _claim_sql(quote: Callable[[str], str], queue_count: int, held_count: int = 0) -> str:
     """Return the claim for ``queue_count`` queues; only placeholders carry values: the
-    worker, the queues, and the queues again for the test that none is paused."""
+    worker, the queues, the task names held back, and the queues again for the test
+    that none is paused."""
     # SKIP LOCKED: a row another worker is claiming is passed over, not waited for.
     return update_returning_sql(
         quote,
@@ -99,11 +100,14 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
         false="false",
         lock="FOR UPDATE SKIP LOCKED",
         also=open_queues_sql(quote, queue_count, true="true"),
+        held_count=held_count,
     )
 
 
 @lru_cache
-def _complete_and_claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
+def _complete_and_claim_sql(
+    quote: Callable[[str], str], queue_count: int, held_count: int = 0
+) -> str:
     """Return the delete of a succeeded task and the next claim as one statement.
 
     Both run on one snapshot: the deleted row is started, so it is never the claimed
@@ -114,7 +118,7 @@ def _complete_and_claim_sql(quote: Callable[[str], str], queue_count: int) -> st
     return (
         f"WITH done AS (DELETE FROM {table} WHERE id = %s AND version = %s "
         f"AND state = {Task.State.STARTED:d} RETURNING 1), "
-        f"claimed AS ({_claim_sql(quote, queue_count)}) "
+        f"claimed AS ({_claim_sql(quote, queue_count, held_count)}) "
         f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
         f"LEFT JOIN claimed ON true"
     )
@@ -238,18 +242,20 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         self.prepares_claims = self.prepares_claims and settings.PREPARED_STATEMENTS
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
-        sql = _claim_sql(self.connection.ops.quote_name, len(queues))
+        held = self.held_back
+        sql = _claim_sql(self.connection.ops.quote_name, len(queues), len(held))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [worker_id, *queues, *queues])
+            cursor.execute(sql, [worker_id, *queues, *held, *queues])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
-        sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues))
+        held = self.held_back
+        sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues), len(held))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [done.id, done.version, worker_id, *queues, *queues])
+            cursor.execute(sql, [done.id, done.version, worker_id, *queues, *held, *queues])
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
 

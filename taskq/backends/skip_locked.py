@@ -45,7 +45,7 @@ class SkipLockedStrategy(ClaimStrategy):
                     Task.objects.using(self.using).select_for_update(skip_locked=True),
                     queues,
                 )
-                .due(queues)
+                .due(queues, self.held_back)
                 .order_by(*CLAIM_ORDER)
                 .values_list(*CLAIM_FIELDS, expired())
                 .first()

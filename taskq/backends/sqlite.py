@@ -62,7 +62,9 @@ class SQLiteEngine(Engine):
 
 
 @lru_cache
-def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> str:
+def _claim_sql(
+    quote: Callable[[str], str], queue_count: int, use_tz: bool, held_count: int = 0
+) -> str:
     """Return the claim as one ``UPDATE … RETURNING`` (SQLite ≥ 3.35).
 
     SQLite has one writer, so a single statement needs no compare-and-set nor row lock.
@@ -73,16 +75,24 @@ def _claim_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> s
     hint = f"INDEXED BY {quote(CLAIM_INDEX)}"
     also = open_queues_sql(quote, queue_count, true="1")
     return update_returning_sql(
-        quote, clock_sql(use_tz), queue_count, false="0", hint=hint, also=also
+        quote,
+        clock_sql(use_tz),
+        queue_count,
+        false="0",
+        hint=hint,
+        also=also,
+        held_count=held_count,
     )
 
 
 @lru_cache
-def _driver_sql(quote: Callable[[str], str], queue_count: int, use_tz: bool) -> tuple[str, str]:
+def _driver_sql(
+    quote: Callable[[str], str], queue_count: int, use_tz: bool, held_count: int = 0
+) -> tuple[str, str]:
     """The fenced delete and the claim with the driver's own placeholders."""
     table = quote(Task._meta.db_table)
     delete = f"DELETE FROM {table} WHERE id = ? AND version = ? AND state = ?"
-    claim = _claim_sql(quote, queue_count, use_tz).replace("%s", "?").replace("%%", "%")
+    claim = _claim_sql(quote, queue_count, use_tz, held_count).replace("%s", "?").replace("%%", "%")
     return delete, claim
 
 
@@ -114,23 +124,24 @@ class SQLiteStrategy(OptimisticStrategy):
         connection = self.connection
         if not self.can_return_rows_from_update:
             return super().complete_and_claim(done, queues, worker_id)
-        quote, use_tz = connection.ops.quote_name, settings.USE_TZ
+        quote, use_tz, held = connection.ops.quote_name, settings.USE_TZ, self.held_back
         if connection.in_atomic_block or connection.queries_logged:
             with self.transaction() as cursor:
                 completed = self.delete_claimed(cursor, done)
                 cursor.execute(
-                    _claim_sql(quote, len(queues), use_tz), [worker_id, *queues, *queues]
+                    _claim_sql(quote, len(queues), use_tz, len(held)),
+                    [worker_id, *queues, *held, *queues],
                 )
                 row = cursor.fetchone()
         else:
-            delete, claim = _driver_sql(quote, len(queues), use_tz)
+            delete, claim = _driver_sql(quote, len(queues), use_tz, len(held))
             connection.ensure_connection()
             with connection.wrap_database_errors, closing(connection.connection.cursor()) as cursor:
                 cursor.execute(self.begin_sql)
                 try:
                     cursor.execute(delete, (done.id, done.version, Task.State.STARTED))
                     completed = cursor.rowcount == 1
-                    row = cursor.execute(claim, (worker_id, *queues, *queues)).fetchone()
+                    row = cursor.execute(claim, (worker_id, *queues, *held, *queues)).fetchone()
                 except BaseException:
                     with suppress(sqlite3.Error):  # a broken connection rolled back already
                         cursor.execute("ROLLBACK")
@@ -142,9 +153,11 @@ class SQLiteStrategy(OptimisticStrategy):
         try:
             if not self.can_return_rows_from_update:
                 return super().claim(queues, worker_id)
-            sql = _claim_sql(self.connection.ops.quote_name, len(queues), settings.USE_TZ)
+            held = self.held_back
+            quote = self.connection.ops.quote_name
+            sql = _claim_sql(quote, len(queues), settings.USE_TZ, len(held))
             with self.connection.cursor() as cursor:
-                cursor.execute(sql, [worker_id, *queues, *queues])
+                cursor.execute(sql, [worker_id, *queues, *held, *queues])
                 row = cursor.fetchone()
             return None if row is None else Claim.from_row(row)
         except OperationalError as error:
