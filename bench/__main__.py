@@ -11,9 +11,13 @@ Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (n
 tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
 (tasks that write one row through the ORM, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
-beside ``bare_write_K``, the bare loop with the same write; each also samples the
-database connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
-``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``.
+beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
+``bare_write_K_one_commit``, the same write in the claim's commit (``bench/bare.py``
+says which is the floor); each also samples the database connections each worker
+holds); ``latency`` (pickup, also as ``pickup_age0`` with ``CONN_MAX_AGE = 0``, and
+ETA); ``depth`` (claims at depth, admin pages); ``memory``; ``many`` (the write drain
+with 8 and 16 workers, PostgreSQL and MariaDB); ``pressure`` (PostgreSQL: a steady
+producer and workers while a session holds a transaction open, ``bench/pressure.py``).
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
 
 Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
@@ -254,15 +258,18 @@ class Run:
                         task="bench.write",
                         connections=True,
                     )
-                self.step(
-                    vendor,
-                    f"bare_write_{workers}",
-                    bare.measure,
-                    vendor,
-                    sizes["drain"],
-                    workers,
-                    write=True,
-                )
+                # The floor (a commit for the task's INSERT, one for delete and claim),
+                # and the same with the INSERT folded into the claim's commit.
+                for write, suffix in (("own", ""), ("together", "_one_commit")):
+                    self.step(
+                        vendor,
+                        f"bare_write_{workers}{suffix}",
+                        bare.measure,
+                        vendor,
+                        sizes["drain"],
+                        workers,
+                        write=write,
+                    )
         if "latency" in only:
             self.step(vendor, "pickup", run_agent, "taskq", vendor, "pickup", count=sizes["pickup"])
             self.step(

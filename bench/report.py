@@ -161,6 +161,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if kept or bare:
             out += _drain_rows(f"drain, write: {workers} worker{plural}", kept, None, bare)
+        one_commit = get(f"bare_write_{workers}_one_commit")
+        if one_commit:
+            out.append(
+                (
+                    "  bare, INSERT in the claim's commit",
+                    "-",
+                    "-",
+                    _rate(one_commit),
+                    "-",
+                    _fmt_ratio(_ratio(kept, one_commit)),
+                    "(not a floor)",
+                    "-",
+                )
+            )
         if age0:
             label = f"drain, write: {workers} worker{plural}, CONN_MAX_AGE=0"
             out += _drain_rows(label, age0, None, bare)
