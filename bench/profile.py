@@ -45,6 +45,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--database", default="postgresql")
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", default=None, help="write the pstats file here")
     parser.add_argument("--task", default="bench.record", help="bench.record or bench.write")
     args = parser.parse_args(argv)
     os.environ["BENCH_DATABASE"] = args.database
@@ -87,6 +88,8 @@ def main(argv: list[str]) -> None:
     )
     print("statements per task:", {k: round(v / done, 2) for k, v in statements.items()})
     print("server counters per task:", {k: round((after[k] - before[k]) / done, 2) for k in after})
+    if args.dump:
+        profiler.dump_stats(args.dump)
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)

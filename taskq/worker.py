@@ -23,7 +23,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any, NoReturn
 
-from django.db import DatabaseError, connections, reset_queries
+from django.db import DatabaseError, connections
 
 from taskq import hygiene, models, registry, signals
 from taskq.alarm import Alarm
@@ -277,8 +277,7 @@ class Worker:
         """Between two tasks: drop unusable connections, forget the query log, put back
         claims whose answer was lost, and now and then queue again the dirty tasks that
         are safe to run again. Return whether the database answered."""
-        hygiene.refresh()
-        reset_queries()  # DEBUG=True must not grow the worker's memory
+        hygiene.refresh()  # also forgets the query logs (DEBUG=True must not grow memory)
         try:
             if self.recovery.due():
                 requeue_dirty_acks_late(self.using)
