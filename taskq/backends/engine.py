@@ -10,6 +10,7 @@ instead of the database's name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,10 @@ class Engine:
     create_wakeup_sql = ""
     #: The SQL that drops that trigger.
     drop_wakeup_sql = ""
+    #: The SQL that drops the claim function ("": the database's claim needs none).
+    drop_claim_function_sql = ""
+    #: Can the optimizer's statistics change which index the claim reads?
+    claim_plan_follows_statistics = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -51,6 +56,30 @@ class Engine:
     def has_partial_claim_index(self) -> bool:
         """Does the claim index hold queued rows only (a partial index)?"""
         return bool(self.connection.features.supports_partial_indexes)
+
+    def claim_function_sql(self) -> str:
+        """The SQL that creates (or replaces) the database's claim function, for a
+        database whose planner must be told how to read the claim ("": none)."""
+        return ""
+
+    def installed_claim_function(self) -> str:
+        """The body of the claim function the database holds now ("": none)."""
+        return ""
+
+    def analyze_sql(self, table: str) -> str:
+        """The statement that refreshes the optimizer's statistics of ``table`` ("":
+        the database keeps none that taskq's statements depend on)."""
+        return ""
+
+    def claim_plan(self, queues: Sequence[str]) -> str | None:
+        """The optimizer's plan of the claim of ``queues`` as it would run now, as text
+        (``None`` where its plan cannot change: ``claim_plan_follows_statistics``)."""
+        return None
+
+    def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
+        """The plan of the idle worker's next-ETA query, as text (``None``: Django's
+        ``explain()`` of ``ClaimStrategy.next_due_query`` says it)."""
+        return None
 
     def prepare_connection(self) -> None:
         """Set up a new connection for concurrent workers."""

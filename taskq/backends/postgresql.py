@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, QuerySet
 
@@ -85,30 +86,124 @@ if psycopg is not None:
             return super().execute(query, params, **kwargs)
 
 
-@lru_cache
-def _claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
-    """Return the claim for ``queue_count`` queues; only placeholders carry values."""
-    # SKIP LOCKED: a row another worker is claiming is passed over, not waited for.
-    return update_returning_sql(
-        quote, CLOCK, queue_count, false="false", lock="FOR UPDATE SKIP LOCKED"
+#: The claim as a function of the database, with the planner settings that pin its plan.
+CLAIM_FUNCTION = "taskq_claim"
+#: Inside the claim function only: no plan but a walk of an index in the claim's order.
+PLANNER_SETTINGS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_sort": "off",
+    # A plan priced out by the settings above (several queues still sort) costs more
+    # than jit_above_cost: compiling it would cost more than running it.
+    "jit": "off",
+}
+#: The idle worker's question (``next_due_in``) as a function, under the same settings.
+NEXT_DUE_FUNCTION = "taskq_next_due"
+
+
+def _function_claims(quote: Callable[[str], str]) -> tuple[str, str]:
+    """The claim function's two statements, for one queue and for several: the one
+    claim definition with the function's arguments ``p_worker`` and ``p_queues``."""
+    claim = update_returning_sql(quote, CLOCK, 1, false="false", lock="FOR UPDATE SKIP LOCKED")
+    worker, queue = f"{quote('worker_id')} = %s", f"{quote('queue')} = %s"
+    assert claim.count("%s") == 2 and worker in claim and queue in claim
+    claim = claim.replace(worker, f"{quote('worker_id')} = p_worker")
+    # One queue: an equality, so that the index is read in the claim's order and the
+    # first row is the answer. Several: any of them, read and sorted (as IN did).
+    one, several = (
+        claim.replace(queue, f"{quote('queue')} = {condition}")
+        for condition in ("p_queues[1]", "ANY(p_queues)")
+    )
+    return one, several
+
+
+def claim_function_sql(quote: Callable[[str], str]) -> str:
+    """Return the ``CREATE OR REPLACE FUNCTION`` of the claim (``taskq_claim(worker,
+    queues)``), rendered from the one claim definition (``taskq.backends.claim``).
+
+    Why a function: PostgreSQL takes no hint, and the planner costs an index by its
+    pages per row it expects. In a queue table the claim index bloats with dead entries
+    (one per task, until a vacuum), and statistics taken while few tasks waited expect
+    a row or two: a sequential or bitmap scan of another, smaller index and a sort then
+    look cheaper than the claim index, and read every queued row on every claim. A
+    function's ``SET`` clauses hold only while it runs (its plan is made and cached
+    under them): with sequential scans, bitmap scans and sorts priced out, the one plan
+    left is the claim index read in the claim's order, whatever the statistics say. The
+    body is PL/pgSQL so that its plan is cached per session, as the prepared claim was.
+    A change to the claim definition needs a migration that runs this again
+    (``tests/test_claim_plan.py`` compares the installed body with this one).
+    """
+    one, several = _function_claims(quote)
+    settings_sql = " ".join(f"SET {name} = {value}" for name, value in PLANNER_SETTINGS.items())
+    returned = (
+        "SELECT claimed.id::bigint, claimed.name::text, claimed.queue::text, claimed.args, "
+        "claimed.kwargs, claimed.retries::bigint, claimed.version::bigint, claimed.expired "
+        "FROM claimed"
+    )
+    columns = "claimed (id, name, queue, args, kwargs, retries, version, expired)"
+    return (
+        f"CREATE OR REPLACE FUNCTION {CLAIM_FUNCTION}(p_worker bigint, p_queues text[]) "
+        "RETURNS TABLE (id bigint, name text, queue text, args text, kwargs text, "
+        "retries bigint, version bigint, expired boolean) "
+        f"LANGUAGE plpgsql VOLATILE {settings_sql} AS $claim$\n"
+        "#variable_conflict use_column\n"
+        "BEGIN\n"
+        "  IF cardinality(p_queues) = 1 THEN\n"
+        f"    RETURN QUERY WITH {columns} AS ({one})\n    {returned};\n"
+        "  ELSE\n"
+        f"    RETURN QUERY WITH {columns} AS ({several})\n    {returned};\n"
+        "  END IF;\n"
+        "END\n$claim$"
     )
 
 
+def next_due_sql(quote: Callable[[str], str]) -> str:
+    """The next-ETA query of ``ClaimStrategy.next_due_query`` over ``p_queues`` and the
+    window ``p_within`` (seconds): the ``(state, eta)`` index read in ETA order."""
+    table, state, queue, eta = (quote(n) for n in (Task._meta.db_table, "state", "queue", "eta"))
+    return (
+        f"SELECT {eta}, {CLOCK} FROM {table} WHERE {state} = {Task.State.QUEUED:d} "
+        f"AND {queue} = ANY(p_queues) AND {eta} > {CLOCK} "
+        f"AND {eta} <= {CLOCK} + p_within * interval '1 second' ORDER BY {eta} LIMIT 1"
+    )
+
+
+def next_due_function_sql(quote: Callable[[str], str]) -> str:
+    """Return the ``CREATE OR REPLACE FUNCTION`` of ``taskq_next_due(queues, within)``."""
+    settings_sql = " ".join(f"SET {name} = {value}" for name, value in PLANNER_SETTINGS.items())
+    return (
+        f"CREATE OR REPLACE FUNCTION {NEXT_DUE_FUNCTION}(p_queues text[], p_within float8) "
+        "RETURNS TABLE (eta timestamptz, now timestamptz) "
+        f"LANGUAGE plpgsql STABLE {settings_sql} AS $next$\n"
+        "#variable_conflict use_column\n"
+        f"BEGIN\n  RETURN QUERY {next_due_sql(quote)};\nEND\n$next$"
+    )
+
+
+DROP_CLAIM_FUNCTION = (
+    f"DROP FUNCTION IF EXISTS {CLAIM_FUNCTION}(bigint, text[]); "
+    f"DROP FUNCTION IF EXISTS {NEXT_DUE_FUNCTION}(text[], float8)"
+)
+#: The idle worker's question, as the strategy sends it.
+CALL_NEXT_DUE = f"SELECT * FROM {NEXT_DUE_FUNCTION}(%s, %s)"
+#: What the strategy sends: the claim function, its arguments the worker and the queues.
+CALL_CLAIM = f"SELECT * FROM {CLAIM_FUNCTION}(%s, %s)"
+
+
 @lru_cache
-def _complete_and_claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
+def _complete_and_claim_sql(quote: Callable[[str], str]) -> str:
     """Return the delete of a succeeded task and the next claim as one statement.
 
-    Both run on one snapshot: the deleted row is started, so it is never the claimed
-    one. The outer select returns exactly one row, whether or not a task was claimed:
-    the count of deleted rows (0 if the claim on it was lost), then the claim or NULLs.
+    The outer select returns exactly one row, whether or not a task was claimed: the
+    count of deleted rows (0 if the claim on it was lost), then the claim or NULLs. The
+    deleted row is started, so it is never the claimed one.
     """
     table = quote(Task._meta.db_table)
     return (
         f"WITH done AS (DELETE FROM {table} WHERE id = %s AND version = %s "
-        f"AND state = {Task.State.STARTED:d} RETURNING 1), "
-        f"claimed AS ({_claim_sql(quote, queue_count)}) "
+        f"AND state = {Task.State.STARTED:d} RETURNING 1) "
         f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
-        f"LEFT JOIN claimed ON true"
+        f"LEFT JOIN {CLAIM_FUNCTION}(%s, %s) AS claimed ON true"
     )
 
 
@@ -121,6 +216,50 @@ class PostgreSQLEngine(Engine):
     can_estimate_count = True
     create_wakeup_sql = CREATE_WAKEUP
     drop_wakeup_sql = DROP_WAKEUP
+    drop_claim_function_sql = DROP_CLAIM_FUNCTION
+
+    claim_plan_follows_statistics = True
+
+    def claim_function_sql(self) -> str:
+        quote = self.connection.ops.quote_name
+        return f"{claim_function_sql(quote)};\n{next_due_function_sql(quote)}"
+
+    def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
+        """EXPLAIN the next-ETA function's statement under its planner settings."""
+        sql = next_due_sql(self.connection.ops.quote_name)
+        sql = sql.replace("p_queues", "%s").replace("p_within", "%s")
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
+            self._use_function_settings(cursor, NEXT_DUE_FUNCTION)
+            cursor.execute(f"EXPLAIN {sql}", [list(queues), within])
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    def _use_function_settings(self, cursor: Any, function: str) -> None:
+        """Apply the installed ``function``'s planner settings to this transaction."""
+        cursor.execute("SELECT unnest(proconfig) FROM pg_proc WHERE proname = %s", [function])
+        for (setting,) in cursor.fetchall():
+            name, value = setting.split("=", 1)
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+    def installed_claim_function(self) -> str:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [CLAIM_FUNCTION])
+            row = cursor.fetchone()
+        return "" if row is None else str(row[0])
+
+    def analyze_sql(self, table: str) -> str:
+        return f"ANALYZE {self.connection.ops.quote_name(table)}"
+
+    def claim_plan(self, queues: Sequence[str]) -> str | None:
+        """EXPLAIN the claim function's statement for ``queues`` under the planner
+        settings the installed function has (read from ``pg_proc``), as it plans it."""
+        one, several = _function_claims(self.connection.ops.quote_name)
+        sql = (one if len(queues) == 1 else several).replace("p_worker", "%s")
+        sql = sql.replace("p_queues[1]", "%s").replace("p_queues", "%s")
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
+            self._use_function_settings(cursor, CLAIM_FUNCTION)
+            queue = queues[0] if len(queues) == 1 else list(queues)
+            cursor.execute(f"EXPLAIN {sql}", [None, queue])
+            return "\n".join(row[0] for row in cursor.fetchall())
 
     def in_open_transaction(self) -> bool:
         driver = self.connection.connection
@@ -219,20 +358,30 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         self.raw_cursor: Any = None
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
-        sql = _claim_sql(self.connection.ops.quote_name, len(queues))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [worker_id, *queues])
+            cursor.execute(CALL_CLAIM, [worker_id, list(queues)])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
-        sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues))
+        sql = _complete_and_claim_sql(self.connection.ops.quote_name)
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [done.id, done.version, worker_id, *queues])
+            cursor.execute(sql, [done.id, done.version, worker_id, list(queues)])
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
+
+    def next_due_in(self, queues: Sequence[str], within: float) -> float | None:
+        """``ClaimStrategy.next_due_in`` through ``taskq_next_due``, whose plan reads
+        the ``(state, eta)`` index whatever the statistics say."""
+        with self.prepared_cursor() as cursor:
+            cursor.execute(CALL_NEXT_DUE, [list(queues), float(within)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        eta, now = row
+        return max(0.0, (eta - now).total_seconds())
 
     @contextmanager
     def prepared_cursor(self) -> Iterator[Any]:
