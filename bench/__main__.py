@@ -24,7 +24,10 @@ Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 ro
 the bulk API; drains of 10 000 / 2 000 tasks with 1, 2 and 4 workers; 100 / 20 pickups
 (original: 50 / 8, it polls once a second) and ETAs; 1M due + 1M future + 100k failed
 rows / a tenth, with 500 / 200 claims, for the claim at depth; 100 000 / 10 000 tasks
-for worker memory. The whole run is one cell per measurement: repeat it to see the spread.
+for worker memory; 20 000 / 4 000 write tasks for 8 and 16 workers (``many``); pressure:
+a transaction held 300 / 30 s (``--pressure-hold``) while 500 / 200 tasks a second are
+queued for 2 workers. The whole run is one cell per measurement: repeat it to see the
+spread.
 """
 
 from __future__ import annotations
@@ -43,7 +46,19 @@ from bench import bare, databases, original, report
 from bench.agent import RESULT_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ("enqueue", "drain", "drain_write", "latency", "depth", "memory")
+MEASUREMENTS = (
+    "enqueue",
+    "drain",
+    "drain_write",
+    "latency",
+    "depth",
+    "memory",
+    "many",
+    "pressure",
+)
+#: The drains of ``many``, and the databases they run on (SQLite has one writer).
+MANY_WORKERS = (8, 16)
+MANY_DATABASES = ("postgresql", "mysql")
 WORKER_COUNTS = (1, 2, 4)
 #: What the progress line on stderr shows of a result.
 SUMMARY = (
@@ -67,6 +82,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "eta": 100,
         "depth": {"due": 1_000_000, "future": 1_000_000, "failed": 100_000, "claims": 500},
         "memory": 100_000,
+        "many": 20_000,
+        "pressure": {"hold": 300.0, "rate": 500.0, "workers": 2, "before": 20.0},
     },
     "quick": {
         "delay": 1_000,
@@ -77,6 +94,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "eta": 20,
         "depth": {"due": 100_000, "future": 100_000, "failed": 10_000, "claims": 200},
         "memory": 10_000,
+        "many": 4_000,
+        "pressure": {"hold": 30.0, "rate": 200.0, "workers": 2, "before": 10.0},
     },
 }
 
@@ -99,6 +118,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma-separated, from {','.join(MEASUREMENTS)} (default: all)",
     )
     parser.add_argument("--no-original", action="store_true", help="skip the original django-taskq")
+    parser.add_argument(
+        "--pressure-hold",
+        type=float,
+        default=None,
+        help="seconds the pressure cell holds its transaction open (default: 300, quick 30)",
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="default: bench-results/<time>.json"
     )
@@ -296,6 +321,33 @@ class Run:
             self.step(vendor, "eta", run_agent, "taskq", vendor, "eta", count=sizes["eta"])
         if "depth" in only:
             self.step(vendor, "depth", run_agent, "taskq", vendor, "depth", **sizes["depth"])
+        if "many" in only and vendor in MANY_DATABASES:
+            for workers in MANY_WORKERS:
+                self.step(
+                    vendor,
+                    f"many_{workers}",
+                    run_agent,
+                    "taskq",
+                    vendor,
+                    "drain",
+                    tasks=sizes["many"],
+                    workers=workers,
+                    task="bench.write",
+                    connections=True,
+                )
+                self.step(
+                    vendor,
+                    f"bare_many_{workers}",
+                    bare.measure,
+                    vendor,
+                    sizes["many"],
+                    workers,
+                    write="own",
+                )
+        if "pressure" in only and vendor == "postgresql":
+            hold = self.args.pressure_hold
+            params = {**sizes["pressure"], **({"hold": hold} if hold is not None else {})}
+            self.step(vendor, "pressure", run_agent, "taskq", vendor, "pressure", **params)
         if "memory" in only:
             self.step(vendor, "memory", run_agent, "taskq", vendor, "memory", tasks=sizes["memory"])
 

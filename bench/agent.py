@@ -18,7 +18,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
-    from bench import depth, drain, enqueue, latency, memory
+    from bench import depth, drain, enqueue, latency, memory, pressure
 
     return {
         "delay": enqueue.delay_rate,
@@ -28,6 +28,7 @@ def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
         "eta": latency.eta,
         "depth": depth.measure,
         "memory": memory.measure,
+        "pressure": pressure.measure,
     }
 
 

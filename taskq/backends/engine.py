@@ -45,6 +45,9 @@ class Engine:
     drop_claim_function_sql = ""
     #: Can the optimizer's statistics change which index the claim reads?
     claim_plan_follows_statistics = False
+    #: Does a deleted or updated row stay behind as a dead row until a vacuum removes
+    #: it (so that a queue table needs vacuuming, and a long transaction hurts it)?
+    keeps_dead_rows = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -75,6 +78,30 @@ class Engine:
         """The optimizer's plan of the claim of ``queues`` as it would run now, as text
         (``None`` where its plan cannot change: ``claim_plan_follows_statistics``)."""
         return None
+
+    def table_tuning_sql(self, table: str) -> str:
+        """The statements that tune ``table``'s storage for a queue's churn ("": none)."""
+        return ""
+
+    def table_untuning_sql(self, table: str) -> str:
+        """The statements that take ``table_tuning_sql`` back ("": none)."""
+        return ""
+
+    def dead_rows(self, table: str) -> int | None:
+        """How many dead rows ``table`` holds, by the database's statistics (``None``:
+        the database keeps no dead rows, or does not say)."""
+        return None
+
+    def oldest_transaction_age(self) -> float | None:
+        """Seconds since the oldest transaction that holds back the removal of dead
+        rows began, among the sessions this role can see (``None``: none, or the
+        database keeps no dead rows)."""
+        return None
+
+    def vacuum_sql(self, table: str) -> str:
+        """The statement that removes ``table``'s dead rows without blocking writers and
+        without waiting for a lock ("": nothing to remove, or no such statement)."""
+        return ""
 
     def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
         """The plan of the idle worker's next-ETA query, as text (``None``: Django's

@@ -97,6 +97,21 @@ PLANNER_SETTINGS = {
     # than jit_above_cost: compiling it would cost more than running it.
     "jit": "off",
 }
+#: Storage parameters of the task table (migration ``table_tuning``). Autovacuum's
+#: default waits for dead rows worth a fifth of the table; a queue table makes one dead
+#: row per task and holds a few live ones, or millions of future ones, so it is vacuumed
+#: after a fixed number of dead rows instead (and analyzed likewise: the claim's plan
+#: does not depend on it, the admin's estimates do). Where autovacuum is off these are
+#: inert. No fillfactor: a claim changes ``state``, an indexed column, so no claim or
+#: retry is a HOT update that free space in the page would help.
+TABLE_TUNING = {
+    "autovacuum_vacuum_scale_factor": "0",
+    "autovacuum_vacuum_threshold": "10000",
+    "autovacuum_vacuum_insert_scale_factor": "0",
+    "autovacuum_vacuum_insert_threshold": "10000",
+    "autovacuum_analyze_scale_factor": "0",
+    "autovacuum_analyze_threshold": "10000",
+}
 #: The idle worker's question (``next_due_in``) as a function, under the same settings.
 NEXT_DUE_FUNCTION = "taskq_next_due"
 
@@ -239,6 +254,48 @@ class PostgreSQLEngine(Engine):
         for (setting,) in cursor.fetchall():
             name, value = setting.split("=", 1)
             cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+    keeps_dead_rows = True
+
+    def table_tuning_sql(self, table: str) -> str:
+        """Autovacuum by dead rows, not by a share of the table (``TABLE_TUNING``)."""
+        options = ", ".join(f"{name} = {value}" for name, value in TABLE_TUNING.items())
+        return f"ALTER TABLE {self.connection.ops.quote_name(table)} SET ({options})"
+
+    def table_untuning_sql(self, table: str) -> str:
+        names = ", ".join(TABLE_TUNING)
+        return f"ALTER TABLE {self.connection.ops.quote_name(table)} RESET ({names})"
+
+    def dead_rows(self, table: str) -> int | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass(%s)",
+                [self.connection.ops.quote_name(table)],
+            )
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def oldest_transaction_age(self) -> float | None:
+        """The oldest open transaction of another session that holds a snapshot or a
+        transaction id (``backend_xmin``, ``backend_xid``: what pins the horizon below
+        which dead rows may be removed), from ``pg_stat_activity``; sessions of other
+        roles show only to a role with ``pg_read_all_stats``. Prepared transactions and
+        replication slots hold the horizon too, and are not counted here."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)) "
+                "FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND xact_start IS NOT NULL "
+                "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def vacuum_sql(self, table: str) -> str:
+        # SKIP_LOCKED: if another VACUUM (autovacuum, another worker) holds the table,
+        # skip it instead of waiting. No TRUNCATE: giving back the end of the file
+        # takes a lock that stops every claim.
+        return f"VACUUM (SKIP_LOCKED, TRUNCATE FALSE) {self.connection.ops.quote_name(table)}"
 
     def installed_claim_function(self) -> str:
         with self.connection.cursor() as cursor:
