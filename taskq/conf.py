@@ -91,6 +91,14 @@ def queue_name(name: str, value: Any) -> str:
     return value
 
 
+def optional_count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{name} must be None or a positive integer, not {value!r}.")
+    return value
+
+
 def flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
@@ -161,7 +169,14 @@ class TaskqSettings:
         flag,
         "PostgreSQL: the worker prepares its two claim statements once per connection "
         "(planning costs as much as running them); set `False` behind a transaction-pooling "
-        "PgBouncer older than 1.21",
+        "PgBouncer older than 1.21 (see [Behind PgBouncer](#behind-pgbouncer))",
+    )
+    VACUUM_DEAD_ROWS = Setting[int | None](
+        None,
+        optional_count,
+        "PostgreSQL: once a minute a worker reads the task table's dead rows, and from this "
+        "many on it runs `VACUUM` of the table (skipped if another vacuum holds it); for "
+        "servers where autovacuum is off or falls behind (`None`: never)",
     )
     TIME_LIMIT = Setting[float | None](
         None,

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from django.db import DatabaseError, connections
 
-from taskq import hygiene, models, registry, signals
+from taskq import hygiene, models, registry, signals, vacuum
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.clock import database_now
@@ -114,6 +114,7 @@ class Worker:
         self.wake = Alarm()
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
+        self.vacuum = Every(lambda: vacuum.CHECK_EVERY)
         self.processed = 0
         self.outcomes = Outcomes()
         #: A success whose delete goes with the next claim, in one round trip.
@@ -276,11 +277,14 @@ class Worker:
     def maintain(self) -> bool:
         """Between two tasks: drop unusable connections, forget the query log, put back
         claims whose answer was lost, and now and then queue again the dirty tasks that
-        are safe to run again. Return whether the database answered."""
+        are safe to run again (and, with ``TASKQ_VACUUM_DEAD_ROWS``, vacuum the task
+        table: ``taskq.vacuum``). Return whether the database answered."""
         hygiene.refresh()  # also forgets the query logs (DEBUG=True must not grow memory)
         try:
             if self.recovery.due():
                 requeue_dirty_acks_late(self.using)
+            if self.vacuum.due():
+                vacuum.vacuum_if_needed(self.using)  # only with TASKQ_VACUUM_DEAD_ROWS
             if self.claim_in_doubt:
                 self.release_unstarted_claims()
         except CONNECTION_ERRORS as error:

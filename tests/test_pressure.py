@@ -15,11 +15,14 @@ import time
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from taskq import metrics
 from taskq.backends import engine_for
+from taskq.enqueue import Call, enqueue_many
 from taskq.models import Task, Worker
+from taskq.vacuum import vacuum_if_needed
 from test_matrix.testapp.tasks import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,3 +93,17 @@ def test_an_idle_transaction_loses_and_repeats_nothing(engine, workers, wait_unt
     assert sorted(lines, key=int) == [str(key) for key in range(produced)]
     for process in processes:
         assert process.poll() is None, "a worker died"
+
+
+def test_a_worker_vacuums_the_task_table_from_the_dead_rows_it_is_told(engine, wait_until):
+    table = Task._meta.db_table
+    with transaction.atomic():
+        enqueue_many([Call("test_matrix.testapp.tasks.noop", args=[i]) for i in range(500)])
+    Task.objects.all().delete()
+    wait_until(lambda: (engine.dead_rows(table) or 0) >= 500, message="no dead rows seen")
+    assert not vacuum_if_needed(connection.alias)  # TASKQ_VACUUM_DEAD_ROWS = None: never
+    with override_settings(TASKQ_VACUUM_DEAD_ROWS=10_000):
+        assert not vacuum_if_needed(connection.alias)
+    with override_settings(TASKQ_VACUUM_DEAD_ROWS=500):
+        assert vacuum_if_needed(connection.alias)
+    wait_until(lambda: (engine.dead_rows(table) or 0) < 500, message="the vacuum removed nothing")
