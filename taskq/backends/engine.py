@@ -45,6 +45,9 @@ class Engine:
     drop_claim_function_sql = ""
     #: Can the optimizer's statistics change which index the claim reads?
     claim_plan_follows_statistics = False
+    #: Can a connection pooler that speaks the database's protocol (PgBouncer) stand
+    #: between the workers and the server?
+    can_pool_connections = False
     #: Does a deleted or updated row stay behind as a dead row until a vacuum removes
     #: it (so that a queue table needs vacuuming, and a long transaction hurts it)?
     keeps_dead_rows = False

@@ -14,7 +14,15 @@ task.
 The claim is ``taskq.backends.claim``'s ``UPDATE … RETURNING`` with ``FOR UPDATE SKIP
 LOCKED`` on its sub-select: concurrent workers each lock a different row and never
 wait. ``state`` is a literal there, so the planner can use the partial claim index,
-which holds queued rows only and is read in the claim's order.
+which holds queued rows only and is read in the claim's order. It runs inside the
+function ``taskq_claim`` (migration ``claim_function``), whose planner settings leave
+that index as the only plan whatever the statistics say (``claim_function_sql`` says
+why); the idle worker's next-ETA query is ``taskq_next_due``, likewise. Behind a
+transaction pooler ``LISTEN`` reaches no session of the worker's: workers then poll.
+
+A queue table makes dead rows on every task; ``dead_rows``, ``oldest_transaction_age``
+and ``vacuum_sql`` are what ``taskq.metrics`` and ``taskq.vacuum`` need to show and
+remove them, and ``TABLE_TUNING`` has autovacuum start after a fixed number of them.
 """
 
 from __future__ import annotations
@@ -256,6 +264,7 @@ class PostgreSQLEngine(Engine):
             cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
     keeps_dead_rows = True
+    can_pool_connections = True
 
     def table_tuning_sql(self, table: str) -> str:
         """Autovacuum by dead rows, not by a share of the table (``TABLE_TUNING``)."""
