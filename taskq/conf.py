@@ -99,6 +99,12 @@ def optional_count(name: str, value: Any) -> int | None:
     return value
 
 
+def optional_alias(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ImproperlyConfigured(f"{name} must be None or a database alias, not {value!r}.")
+
+
 def flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
@@ -170,6 +176,13 @@ class TaskqSettings:
         "PostgreSQL: the worker prepares its two claim statements once per connection "
         "(planning costs as much as running them); set `False` behind a transaction-pooling "
         "PgBouncer older than 1.21 (see [Behind PgBouncer](#behind-pgbouncer))",
+    )
+    LISTEN_DATABASE = Setting[str | None](
+        None,
+        optional_alias,
+        "PostgreSQL: the `DATABASES` alias an idle worker `LISTEN`s on, when its own "
+        "connection goes through a transaction pooler, which cannot carry `LISTEN`: one "
+        "that reaches the same server directly (`None`: the worker's own connection)",
     )
     VACUUM_DEAD_ROWS = Setting[int | None](
         None,

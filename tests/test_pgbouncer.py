@@ -190,3 +190,25 @@ def test_pickup_behind_pgbouncer_is_by_polling(pgbouncer, workers, wait_until):
         f"{1e3 * statistics.median(latencies):.0f} ms, max {1e3 * max(latencies):.0f} ms"
     )
     assert_each_ran_once(workers, range(10))
+
+
+def test_a_direct_listen_connection_wakes_a_worker_behind_pgbouncer(pgbouncer, workers):
+    """``TASKQ_LISTEN_DATABASE`` names a direct connection: the idle worker ``LISTEN``s
+    there and a new task wakes it. It polls only every minute or so here, so a task it
+    runs within the wait below was announced, not found by a poll."""
+    env = {"TASKQ_LISTEN_DATABASE": "listen", "TASKQ_TEST_POLL_INTERVAL": "60"}
+    process = workers.start(**through(pgbouncer), **env)
+    workers.wait_until_registered(process)
+    time.sleep(1.0)  # into its first wait, listening
+    latencies = []
+    for key in range(5):
+        started = time.monotonic()
+        record.delay(key)
+        workers.wait_for_record(str(key), timeout=25)  # a poll comes after 30 s at least
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.3)
+    print(
+        f"pickup through PgBouncer with a direct LISTEN connection: p50 "
+        f"{1e3 * statistics.median(latencies):.0f} ms, max {1e3 * max(latencies):.0f} ms"
+    )
+    assert_each_ran_once(workers, range(5))

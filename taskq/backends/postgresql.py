@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, QuerySet
 
@@ -485,7 +486,9 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         """
         if not PostgreSQLEngine.can_listen or interrupt.is_set():  # psycopg2: poll
             return super().wait_for_work(queues, timeout, interrupt)
-        connection = self.connection
+        # Behind a transaction pooler, LISTEN needs a direct connection of its own.
+        listen_on = settings.LISTEN_DATABASE or self.using
+        connection = connections[listen_on]
         connection.ensure_connection()
         driver = connection.connection
         if self.listening_on is not driver:
@@ -500,6 +503,11 @@ class PostgreSQLStrategy(SkipLockedStrategy):
             return
         with connection.wrap_database_errors:  # a closed connection has no socket
             interrupt.wait(timeout, driver.fileno())
+            if listen_on != self.using and select.select([driver.fileno()], [], [], 0)[0]:
+                # No claim reads this connection: a statement makes the driver read the
+                # notifications that arrived (and call the handler), or the socket would
+                # stay readable and every wait return at once.
+                driver.execute("SELECT 1")
 
     def hint(self, queue: str) -> None:
         if queue in self.queues:
