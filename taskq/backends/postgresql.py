@@ -208,14 +208,29 @@ DROP_CLAIM_FUNCTION = (
     f"DROP FUNCTION IF EXISTS {CLAIM_FUNCTION}(bigint, text[]); "
     f"DROP FUNCTION IF EXISTS {NEXT_DUE_FUNCTION}(text[], float8)"
 )
+
+
 #: The idle worker's question, as the strategy sends it.
-CALL_NEXT_DUE = f"SELECT * FROM {NEXT_DUE_FUNCTION}(%s, %s)"
-#: What the strategy sends: the claim function, its arguments the worker and the queues.
-CALL_CLAIM = f"SELECT * FROM {CLAIM_FUNCTION}(%s, %s)"
+@lru_cache
+def _next_due_call_sql(queue_count: int) -> str:
+    """The next-ETA query as the strategy sends it; parameters: the queues, the window."""
+    return f"SELECT * FROM {NEXT_DUE_FUNCTION}({_array(queue_count)}, %s)"
+
+
+def _array(count: int) -> str:
+    """An array of ``count`` placeholders, built by the server: the driver sends plain
+    strings (adapting a list costs the driver more Python time than the rest)."""
+    return f"ARRAY[{', '.join(['%s'] * count)}]::text[]"
 
 
 @lru_cache
-def _complete_and_claim_sql(quote: Callable[[str], str]) -> str:
+def _claim_call_sql(queue_count: int) -> str:
+    """The claim as the strategy sends it; parameters: the worker, then the queues."""
+    return f"SELECT * FROM {CLAIM_FUNCTION}(%s, {_array(queue_count)})"
+
+
+@lru_cache
+def _complete_and_claim_sql(quote: Callable[[str], str], queue_count: int) -> str:
     """Return the delete of a succeeded task and the next claim as one statement.
 
     The outer select returns exactly one row, whether or not a task was claimed: the
@@ -227,7 +242,7 @@ def _complete_and_claim_sql(quote: Callable[[str], str]) -> str:
         f"WITH done AS (DELETE FROM {table} WHERE id = %s AND version = %s "
         f"AND state = {Task.State.STARTED:d} RETURNING 1) "
         f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
-        f"LEFT JOIN {CLAIM_FUNCTION}(%s, %s) AS claimed ON true"
+        f"LEFT JOIN {CLAIM_FUNCTION}(%s, {_array(queue_count)}) AS claimed ON true"
     )
 
 
@@ -426,16 +441,16 @@ class PostgreSQLStrategy(SkipLockedStrategy):
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
         with self.prepared_cursor() as cursor:
-            cursor.execute(CALL_CLAIM, [worker_id, list(queues)])
+            cursor.execute(_claim_call_sql(len(queues)), [worker_id, *queues])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
-        sql = _complete_and_claim_sql(self.connection.ops.quote_name)
+        sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [done.id, done.version, worker_id, list(queues)])
+            cursor.execute(sql, [done.id, done.version, worker_id, *queues])
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
 
@@ -443,7 +458,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         """``ClaimStrategy.next_due_in`` through ``taskq_next_due``, whose plan reads
         the ``(state, eta)`` index whatever the statistics say."""
         with self.prepared_cursor() as cursor:
-            cursor.execute(CALL_NEXT_DUE, [list(queues), float(within)])
+            cursor.execute(_next_due_call_sql(len(queues)), [*queues, float(within)])
             row = cursor.fetchone()
         if row is None:
             return None

@@ -47,12 +47,6 @@ def render_table(snap: Mapping[str, Any]) -> str:
         + ("nothing pending" if age is None else f"oldest pending task waiting {age:.1f}s"),
         "",
     ]
-    dead, oldest = snap.get("dead_rows"), snap.get("oldest_transaction_age")
-    if dead is not None or oldest is not None:
-        lines[-1:-1] = [
-            f"task table: {'?' if dead is None else dead} dead rows; oldest open transaction "
-            + ("none" if oldest is None else f"{oldest:.1f}s")
-        ]
     groups = list(metrics.GROUPS)
     lines += table(["state", *groups], [["all tasks", *(snap[g] for g in groups)]])
     for title, counts in (("queue", snap["queues"]), ("task", snap["tasks"])):
@@ -79,6 +73,13 @@ def render_table(snap: Mapping[str, Any]) -> str:
             ],
             text_columns=2,
         )
+    dead, oldest = snap.get("dead_rows"), snap.get("oldest_transaction_age")
+    if dead is not None or oldest is not None:  # PostgreSQL: metrics.table_health
+        lines += [
+            "",
+            f"task table: {'?' if dead is None else dead} dead rows; oldest open transaction "
+            + ("none" if oldest is None else f"{oldest:.1f}s"),
+        ]
     return "\n".join(lines) + "\n"
 
 
