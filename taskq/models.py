@@ -76,11 +76,12 @@ class ClaimIndex(models.Index):
 class FailedListIndex(models.Index):
     """The index of the admin's list of failed tasks, newest first.
 
-    Where the claim index is partial it is too (failed rows only, by ``failed_at``): an
-    index on ``state`` first would also hold an entry per queued and started task, one
-    more index write per enqueue and per claim, and with every queued entry equal it
-    deduplicates into a small index the planner may prefer for the claim (reading every
-    queued row and sorting them). Elsewhere ``state`` leads the key, as before.
+    Where the engine says so (``Engine.has_partial_failed_index``) it holds failed rows
+    only, by ``failed_at``: an index on ``state`` first would also hold an entry per
+    queued and started task, one more index write per enqueue and per claim, and with
+    every queued entry equal it deduplicates into a small index the planner may prefer
+    for the claim. Elsewhere ``state`` leads the key, as before (SQLite reads a partial
+    index in order only for its own columns, not with the ``id`` that breaks ties).
     """
 
     def __init__(self, *, name: str) -> None:
@@ -92,7 +93,7 @@ class FailedListIndex(models.Index):
     def create_sql(self, model, schema_editor, using="", **kwargs):  # type: ignore[no-untyped-def]
         from taskq.backends import engine_for  # taskq.backends imports this module
 
-        if engine_for(schema_editor.connection).has_partial_claim_index:
+        if engine_for(schema_editor.connection).has_partial_failed_index:
             index = models.Index(
                 fields=["failed_at"], condition=Q(state=Task.State.FAILED), name=self.name
             )

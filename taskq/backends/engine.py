@@ -43,6 +43,8 @@ class Engine:
     drop_wakeup_sql = ""
     #: The SQL that drops the claim function ("": the database's claim needs none).
     drop_claim_function_sql = ""
+    #: Does the failed list's index hold failed rows only (``FailedListIndex``)?
+    has_partial_failed_index = False
     #: Can the optimizer's statistics change which index the claim reads?
     claim_plan_follows_statistics = False
     #: Can a connection pooler that speaks the database's protocol (PgBouncer) stand

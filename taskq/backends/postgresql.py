@@ -281,6 +281,7 @@ class PostgreSQLEngine(Engine):
 
     keeps_dead_rows = True
     can_pool_connections = True
+    has_partial_failed_index = True
 
     def table_tuning_sql(self, table: str) -> str:
         """Autovacuum by dead rows, not by a share of the table (``TABLE_TUNING``)."""
