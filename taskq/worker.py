@@ -114,7 +114,7 @@ class Worker:
         self.wake = Alarm()
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
-        self.vacuum = Every(lambda: vacuum.CHECK_EVERY)
+        self.vacuuming = Every(lambda: vacuum.CHECK_EVERY)
         self.processed = 0
         self.outcomes = Outcomes()
         #: A success whose delete goes with the next claim, in one round trip.
@@ -283,7 +283,7 @@ class Worker:
         try:
             if self.recovery.due():
                 requeue_dirty_acks_late(self.using)
-            if self.vacuum.due():
+            if self.vacuuming.due():
                 vacuum.vacuum_if_needed(self.using)  # only with TASKQ_VACUUM_DEAD_ROWS
             if self.claim_in_doubt:
                 self.release_unstarted_claims()

@@ -9,7 +9,10 @@ two statements. What matters most is the index: InnoDB locks every row its scan
 touches, so the select must be a range scan of the claim index in the claim's order
 (``state``, ``queue``, ``priority DESC``, ``eta``, ``id``; MariaDB reads descending
 columns from 10.8 on). Then the scan stops at the first row it can lock and SKIP LOCKED
-costs one row lock per claim.
+costs one row lock per claim. The select names that index (``FORCE INDEX``), and the idle
+worker's next-ETA query the ``(state, eta)`` one: statistics InnoDB sampled while few
+tasks waited made the optimizer read every queued row of the queue and sort them instead
+(``tests/test_claim_plan.py``).
 
 What matters next is round trips. Django's ``atomic()`` switches autocommit off and on
 again around every transaction, two extra round trips per task; this strategy sends
