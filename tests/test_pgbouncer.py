@@ -76,7 +76,9 @@ class PgBouncer:
         deadline = time.monotonic() + 30
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PgBouncer did not start:\n{self.log()}")
+                log = self.log()
+                self.stop()
+                raise RuntimeError(f"PgBouncer did not start:\n{log}")
             time.sleep(0.1)
 
     def answers(self) -> bool:
