@@ -13,11 +13,13 @@ tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
 beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
 ``bare_write_K_one_commit``, the same write in the claim's commit (``bench/bare.py``
-says which is the floor); each also samples the database connections each worker
-holds); ``latency`` (pickup, also as ``pickup_age0`` with ``CONN_MAX_AGE = 0``, and
-ETA); ``depth`` (claims at depth, admin pages); ``memory``; ``many`` (the write drain
-with 8 and 16 workers, PostgreSQL and MariaDB); ``pressure`` (PostgreSQL: a steady
-producer and workers while a session holds a transaction open, ``bench/pressure.py``).
+says which is the floor), and ``body``, the task's own INSERT through the ORM and
+through the driver with no queue around it; each drain also samples the database
+connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
+``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``;
+``many`` (the write drain with 8 and 16 workers, PostgreSQL and MariaDB); ``pressure``
+(PostgreSQL: a steady producer and workers while a session holds a transaction open,
+``bench/pressure.py``).
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
 
 Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
@@ -267,6 +269,8 @@ class Run:
                     )
                 self.step(vendor, f"bare_{workers}", bare.measure, vendor, tasks, workers)
         if "drain_write" in only:
+            # What the write task's body costs without a queue (bench/body.py).
+            self.step(vendor, "body", run_agent, "taskq", vendor, "body", tasks=sizes["drain"])
             for workers in WORKER_COUNTS:
                 # The two settings side by side, so the ratio of the two sees the same load.
                 for age, suffix in (("none", ""), ("0", "_age0")):

@@ -181,6 +181,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if mine or orig or bare:
             out += _drain_rows(f"drain: {workers} worker{plural}", mine, orig, bare)
+    body = get("body")
+    if body and "error" not in body:
+        out.append(
+            (
+                "write task's body alone: ORM / driver",
+                f"{body['rate']:,.0f}/s",
+                "-",
+                f"{body['driver_rate']:,.0f}/s",
+                "-",
+                f"{body['rate'] / body['driver_rate']:.2f}x",
+                f"CPU {body['cpu_us']:.0f} / {body['driver_cpu_us']:.0f} us",
+                "-",
+            )
+        )
     for workers in (1, 2, 4):
         plural = "s" if workers > 1 else ""
         kept, age0, bare = (
