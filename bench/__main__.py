@@ -11,9 +11,15 @@ Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (n
 tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
 (tasks that write one row through the ORM, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
-beside ``bare_write_K``, the bare loop with the same write; each also samples the
-database connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
+beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
+``bare_write_K_one_commit``, the same write in the claim's commit (``bench/bare.py``
+says which is the floor), and ``body``, the task's own INSERT through the ORM and
+through the driver with no queue around it; each drain also samples the database
+connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
 ``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``;
+``many`` (the write drain with 8 and 16 workers, PostgreSQL and MariaDB); ``pressure``
+(PostgreSQL: a steady producer and workers while a session holds a transaction open,
+``bench/pressure.py``);
 ``limits`` (the claim's p50/p99 with and without the pause test, and for queues with a
 concurrency and a rate limit).
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
@@ -22,7 +28,10 @@ Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 ro
 the bulk API; drains of 10 000 / 2 000 tasks with 1, 2 and 4 workers; 100 / 20 pickups
 (original: 50 / 8, it polls once a second) and ETAs; 1M due + 1M future + 100k failed
 rows / a tenth, with 500 / 200 claims, for the claim at depth; 100 000 / 10 000 tasks
-for worker memory. The whole run is one cell per measurement: repeat it to see the spread.
+for worker memory; 20 000 / 4 000 write tasks for 8 and 16 workers (``many``); pressure:
+a transaction held 300 / 30 s (``--pressure-hold``) while 500 / 200 tasks a second are
+queued for 2 workers. The whole run is one cell per measurement: repeat it to see the
+spread.
 """
 
 from __future__ import annotations
@@ -41,7 +50,20 @@ from bench import bare, databases, original, report
 from bench.agent import RESULT_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ("enqueue", "drain", "drain_write", "latency", "depth", "memory", "limits")
+MEASUREMENTS = (
+    "enqueue",
+    "drain",
+    "drain_write",
+    "latency",
+    "depth",
+    "memory",
+    "many",
+    "pressure",
+    "limits",
+)
+#: The drains of ``many``, and the databases they run on (SQLite has one writer).
+MANY_WORKERS = (8, 16)
+MANY_DATABASES = ("postgresql", "mysql")
 WORKER_COUNTS = (1, 2, 4)
 #: What the progress line on stderr shows of a result.
 SUMMARY = (
@@ -66,6 +88,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "depth": {"due": 1_000_000, "future": 1_000_000, "failed": 100_000, "claims": 500},
         "memory": 100_000,
         "limits": 1_000,
+        "many": 20_000,
+        "pressure": {"hold": 300.0, "rate": 500.0, "workers": 2, "before": 20.0},
     },
     "quick": {
         "delay": 1_000,
@@ -77,6 +101,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "depth": {"due": 100_000, "future": 100_000, "failed": 10_000, "claims": 200},
         "memory": 10_000,
         "limits": 250,
+        "many": 4_000,
+        "pressure": {"hold": 30.0, "rate": 200.0, "workers": 2, "before": 10.0},
     },
 }
 
@@ -99,6 +125,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma-separated, from {','.join(MEASUREMENTS)} (default: all)",
     )
     parser.add_argument("--no-original", action="store_true", help="skip the original django-taskq")
+    parser.add_argument(
+        "--pressure-hold",
+        type=float,
+        default=None,
+        help="seconds the pressure cell holds its transaction open (default: 300, quick 30)",
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="default: bench-results/<time>.json"
     )
@@ -242,6 +274,8 @@ class Run:
                     )
                 self.step(vendor, f"bare_{workers}", bare.measure, vendor, tasks, workers)
         if "drain_write" in only:
+            # What the write task's body costs without a queue (bench/body.py).
+            self.step(vendor, "body", run_agent, "taskq", vendor, "body", tasks=sizes["drain"])
             for workers in WORKER_COUNTS:
                 # The two settings side by side, so the ratio of the two sees the same load.
                 for age, suffix in (("none", ""), ("0", "_age0")):
@@ -258,15 +292,18 @@ class Run:
                         task="bench.write",
                         connections=True,
                     )
-                self.step(
-                    vendor,
-                    f"bare_write_{workers}",
-                    bare.measure,
-                    vendor,
-                    sizes["drain"],
-                    workers,
-                    write=True,
-                )
+                # The floor (a commit for the task's INSERT, one for delete and claim),
+                # and the same with the INSERT folded into the claim's commit.
+                for write, suffix in (("own", ""), ("together", "_one_commit")):
+                    self.step(
+                        vendor,
+                        f"bare_write_{workers}{suffix}",
+                        bare.measure,
+                        vendor,
+                        sizes["drain"],
+                        workers,
+                        write=write,
+                    )
         if "latency" in only:
             self.step(vendor, "pickup", run_agent, "taskq", vendor, "pickup", count=sizes["pickup"])
             self.step(
@@ -297,6 +334,33 @@ class Run:
             self.step(
                 vendor, "limits", run_agent, "taskq", vendor, "limits", claims=sizes["limits"]
             )
+        if "many" in only and vendor in MANY_DATABASES:
+            for workers in MANY_WORKERS:
+                self.step(
+                    vendor,
+                    f"many_{workers}",
+                    run_agent,
+                    "taskq",
+                    vendor,
+                    "drain",
+                    tasks=sizes["many"],
+                    workers=workers,
+                    task="bench.write",
+                    connections=True,
+                )
+                self.step(
+                    vendor,
+                    f"bare_many_{workers}",
+                    bare.measure,
+                    vendor,
+                    sizes["many"],
+                    workers,
+                    write="own",
+                )
+        if "pressure" in only and vendor == "postgresql":
+            hold = self.args.pressure_hold
+            params = {**sizes["pressure"], **({"hold": hold} if hold is not None else {})}
+            self.step(vendor, "pressure", run_agent, "taskq", vendor, "pressure", **params)
         if "memory" in only:
             self.step(vendor, "memory", run_agent, "taskq", vendor, "memory", tasks=sizes["memory"])
 

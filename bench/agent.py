@@ -18,7 +18,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
-    from bench import depth, drain, enqueue, latency, limits, memory
+    from bench import body, depth, drain, enqueue, latency, limits, memory, pressure
 
     return {
         "delay": enqueue.delay_rate,
@@ -29,6 +29,8 @@ def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
         "depth": depth.measure,
         "memory": memory.measure,
         "limits": limits.measure,
+        "pressure": pressure.measure,
+        "body": body.measure,
     }
 
 

@@ -14,12 +14,26 @@ the database's clock, as taskq's claims do.
   (``UPDATE … WHERE id = (SELECT … INDEXED BY the claim index …) RETURNING``),
   ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
 
-With ``write=True`` each task also writes one row, the INSERT the ORM sends for
-``bench.write`` (``Written.objects.create``), as a statement of its own at the start of
-the same transaction: PostgreSQL then needs ``BEGIN`` and ``COMMIT`` around its two
-statements. That is still one commit per task, the least a queue could do; folding the
-INSERT into the step's statement would be faster still, but no queue can fold a task's
-own statement into its claim, so the floor does not either. The row's key is the task's id.
+With ``write`` each task also writes one row, the INSERT the ORM sends for
+``bench.write`` (``Written.objects.create``); the row's key is the task's id. Two ways:
+
+- ``write="own"`` (the floor the drain's ratio is taken against, ``bare_write_K``): the
+  INSERT commits on its own, in autocommit, and then the delete and the next claim
+  commit together, as above: two commits per task. That is what a queue's worker can
+  do at best, because a task's statement is the task's business: it runs in the
+  application's own transaction handling (autocommit, under Django's default), before
+  the worker knows whether the task succeeded, and the task's row must be durable
+  whatever happens to the worker's bookkeeping after it. It is also the issue's reading
+  of the floor ("the same claim and the same INSERT, one commit each").
+- ``write="together"`` (``bare_write_K_one_commit``): the INSERT at the start of the
+  step's transaction, one commit per task (PostgreSQL then needs ``BEGIN`` and
+  ``COMMIT`` around its two statements). No queue that records a task's outcome after
+  the task ran can do this without running every task inside a transaction the worker
+  opened, which changes what a task's own ``atomic()`` and error handling mean; it is
+  measured to show what the second commit costs.
+
+Folding the INSERT into the step's statement would be faster still, but no queue can
+fold a task's own statement into its claim, so neither floor does.
 
 The rows are the drain's (queue ``default``, priority 0, due now) in taskq's own table
 and indexes. Clients start together behind a barrier; the clock runs until the last
@@ -97,16 +111,26 @@ def now_param(vendor: str) -> Any:
 
 
 def step(
-    vendor: str, connection: Any, done: Claimed | None, worker_id: int, write: bool = False
+    vendor: str,
+    connection: Any,
+    done: Claimed | None,
+    worker_id: int,
+    write: str | None = None,
 ) -> tuple[int, Claimed | None]:
     """Delete the task ``done`` and claim the next; return (rows deleted, the claim).
 
-    With ``write``, first write the row task ``done`` writes, in the same transaction.
+    With ``write``, first write the row task ``done`` writes: in a commit of its own
+    (``"own"``) or in the same transaction (``"together"``).
     """
-    write = write and done is not None
+    if done is None:
+        write = None
+    if write == "own":
+        insert(vendor, connection, done[0])  # type: ignore[index]
+        write = None
+    together = write == "together"
     if vendor == "postgresql":
         previous = done or (0, 0)
-        if write:
+        if together:
             with connection.transaction():
                 connection.execute(WRITE[vendor], [previous[0]]).fetchone()
                 row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
@@ -116,8 +140,8 @@ def step(
     cursor = connection.cursor()
     if vendor == "mysql":
         cursor.execute("START TRANSACTION")
-        if write:
-            cursor.execute(WRITE[vendor], [done[0]])
+        if together:
+            cursor.execute(WRITE[vendor], [done[0]])  # type: ignore[index]
             cursor.fetchone()
         deleted = cursor.execute(DELETE, list(done)) if done else 0
         cursor.execute(MY_SELECT, ["default"])
@@ -133,15 +157,34 @@ def step(
             if "locked" not in str(error):
                 raise
             continue
-        if write:
-            cursor.execute(WRITE[vendor], [done[0]]).fetchone()
+        if together:
+            cursor.execute(WRITE[vendor], [done[0]]).fetchone()  # type: ignore[index]
         deleted = cursor.execute(LITE_DELETE, list(done)).rowcount if done else 0
         row = cursor.execute(LITE_CLAIM, [worker_id, "default"]).fetchone()
         cursor.execute("COMMIT")
         return deleted, None if row is None else (row[0], row[6])
 
 
-def client(vendor: str, worker_id: int, write: bool, barrier: Any, results: Any) -> None:
+def insert(vendor: str, connection: Any, key: int) -> None:
+    """Write the task's row in a commit of its own (the driver's autocommit)."""
+    if vendor == "postgresql":
+        connection.execute(WRITE[vendor], [key]).fetchone()
+        return
+    cursor = connection.cursor()
+    if vendor == "mysql":
+        cursor.execute(WRITE[vendor], [key])  # autocommit: its own commit
+        cursor.fetchone()
+        return
+    while True:  # autocommit: SQLite takes the write lock for the statement
+        try:
+            cursor.execute(WRITE[vendor], [key]).fetchone()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+
+
+def client(vendor: str, worker_id: int, write: str | None, barrier: Any, results: Any) -> None:
     connection = databases.connect(vendor, databases.TASKQ_NAME)
     if vendor == "mysql":
         # The session taskq's worker has: Django opens MySQL connections in READ
@@ -187,7 +230,8 @@ def written(vendor: str) -> int:
     return count
 
 
-def measure(vendor: str, tasks: int, clients: int, write: bool = False) -> dict[str, Any]:
+def measure(vendor: str, tasks: int, clients: int, write: str | None = None) -> dict[str, Any]:
+    """Drain ``tasks`` rows with ``clients`` clients; ``write``: None, "own", "together"."""
     worker_id = prepare(vendor, tasks)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(clients + 1)

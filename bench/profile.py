@@ -1,7 +1,8 @@
 """Where a taskq worker spends its time per task: statements, commits and a profile.
 
-``python -m bench.profile [--database postgresql] [--tasks 5000] [--top 25]`` inserts
-no-op tasks, runs one ``--burst`` worker in this process under cProfile and prints, per
+``python -m bench.profile [--database postgresql] [--tasks 5000] [--top 25] [--task
+bench.write]`` inserts no-op tasks (or, with ``--task bench.write``, tasks that write one
+row through the ORM), runs one ``--burst`` worker in this process under cProfile and prints, per
 task: the statements it sent (counted by an ``execute_wrapper`` on its connection), the
 commits the server saw (``pg_stat_database`` on PostgreSQL, the session's ``Com_*``
 counters on MariaDB) and the functions that took the time. cProfile slows Python code
@@ -44,6 +45,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--database", default="postgresql")
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", default=None, help="write the pstats file here")
+    parser.add_argument("--task", default="bench.record", help="bench.record or bench.write")
     args = parser.parse_args(argv)
     os.environ["BENCH_DATABASE"] = args.database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -57,7 +60,13 @@ def main(argv: list[str]) -> None:
     from taskq.worker import Worker
 
     target = Taskq()
+    target.task_name = args.task
     target.clear()
+    if args.task == "bench.write":
+        from bench.models import Written
+        from bench.target import truncate
+
+        truncate(Written._meta.db_table)
     target.insert(range(args.tasks))
     statements: Counter[str] = Counter()
 
@@ -79,6 +88,8 @@ def main(argv: list[str]) -> None:
     )
     print("statements per task:", {k: round(v / done, 2) for k, v in statements.items()})
     print("server counters per task:", {k: round((after[k] - before[k]) / done, 2) for k in after})
+    if args.dump:
+        profiler.dump_stats(args.dump)
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)

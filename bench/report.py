@@ -117,6 +117,35 @@ def _drain_rows(
     return out
 
 
+def _pressure_rows(result: dict[str, Any]) -> list[Row]:
+    """Per phase of the pressure cell: throughput, claim p50/p99, dead rows, backlog."""
+    if "error" in result:
+        return [("pressure", "error", "-", "-", "-", "-", "", "")]
+    out: list[Row] = []
+    hold = result["hold_seconds"]
+    for name, phase in result["phases"].items():
+        label = f"pressure {name}" + (f" ({hold:g}s open)" if name == "during" else "")
+        rate = f"{phase['rate']:,.0f}/s" if "rate" in phase else "-"
+        claim = _ms(phase, "claim_p50_ms", "claim_p99_ms") if "claim_p50_ms" in phase else "-"
+        dead = f"dead {phase.get('dead_start', '?')}->{phase.get('dead_end', '?')}"
+        backlog = f"backlog max {phase.get('backlog_max', '?')}"
+        out.append((label, rate, "-", "-", "-", "-", f"claim ms {claim}", f"{dead}, {backlog}"))
+    recovery = result.get("recovery_seconds")
+    out.append(
+        (
+            "  recovery after the transaction ends",
+            "-" if recovery is None else f"{recovery:.1f} s",
+            "-",
+            "-",
+            "-",
+            "-",
+            f"asked {result['rate_asked']:g}/s, {result['workers']} workers",
+            f"{result.get('duplicates', '?')} dup / {result.get('missing', '?')} missing",
+        )
+    )
+    return out
+
+
 def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     get: Callable[[str], Any] = results.get
@@ -152,6 +181,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if mine or orig or bare:
             out += _drain_rows(f"drain: {workers} worker{plural}", mine, orig, bare)
+    body = get("body")
+    if body and "error" not in body:
+        out.append(
+            (
+                "write task's body alone: ORM / driver",
+                f"{body['rate']:,.0f}/s",
+                "-",
+                f"{body['driver_rate']:,.0f}/s",
+                "-",
+                f"{body['rate'] / body['driver_rate']:.2f}x",
+                f"CPU {body['cpu_us']:.0f} / {body['driver_cpu_us']:.0f} us",
+                "-",
+            )
+        )
     for workers in (1, 2, 4):
         plural = "s" if workers > 1 else ""
         kept, age0, bare = (
@@ -161,6 +204,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if kept or bare:
             out += _drain_rows(f"drain, write: {workers} worker{plural}", kept, None, bare)
+        one_commit = get(f"bare_write_{workers}_one_commit")
+        if one_commit:
+            out.append(
+                (
+                    "  bare, INSERT in the claim's commit",
+                    "-",
+                    "-",
+                    _rate(one_commit),
+                    "-",
+                    _fmt_ratio(_ratio(kept, one_commit)),
+                    "(not a floor)",
+                    "-",
+                )
+            )
         if age0:
             label = f"drain, write: {workers} worker{plural}, CONN_MAX_AGE=0"
             out += _drain_rows(label, age0, None, bare)
@@ -280,6 +337,14 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
                     _met(seconds < 1),
                 )
             )
+
+    for workers in (8, 16):
+        mine, bare = get(f"many_{workers}"), get(f"bare_many_{workers}")
+        if mine or bare:
+            out += _drain_rows(f"drain, write: {workers} workers", mine, None, bare)
+    pressure = get("pressure")
+    if pressure and "skipped" not in pressure:
+        out += _pressure_rows(pressure)
 
     memory = get("memory")
     if memory:

@@ -100,6 +100,20 @@ def queue_name(name: str, value: Any) -> str:
     return value
 
 
+def optional_count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{name} must be None or a positive integer, not {value!r}.")
+    return value
+
+
+def optional_alias(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ImproperlyConfigured(f"{name} must be None or a database alias, not {value!r}.")
+
+
 def flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
@@ -245,7 +259,21 @@ class TaskqSettings:
         flag,
         "PostgreSQL: the worker prepares its two claim statements once per connection "
         "(planning costs as much as running them); set `False` behind a transaction-pooling "
-        "PgBouncer older than 1.21",
+        "PgBouncer older than 1.21 (see [Behind PgBouncer](#behind-pgbouncer))",
+    )
+    LISTEN_DATABASE = Setting[str | None](
+        None,
+        optional_alias,
+        "PostgreSQL: the `DATABASES` alias an idle worker `LISTEN`s on, when its own "
+        "connection goes through a transaction pooler, which cannot carry `LISTEN`: one "
+        "that reaches the same server directly (`None`: the worker's own connection)",
+    )
+    VACUUM_DEAD_ROWS = Setting[int | None](
+        None,
+        optional_count,
+        "PostgreSQL: once a minute a worker reads the task table's dead rows, and from this "
+        "many on it runs `VACUUM` of the table (skipped if another vacuum holds it); for "
+        "servers where autovacuum is off or falls behind (`None`: never)",
     )
     TIME_LIMIT = Setting[float | None](
         None,

@@ -31,12 +31,16 @@ _fork_hook_installed = False
 
 def refresh() -> None:
     """Between two tasks: keep every connection (whatever ``CONN_MAX_AGE`` says,
-    unless ``TASKQ_KEEP_CONNECTIONS`` is off) and drop the ones that are broken."""
+    unless ``TASKQ_KEEP_CONNECTIONS`` is off), drop the ones that are broken, and forget
+    their query logs (with ``DEBUG = True`` a worker must not grow): Django's
+    ``reset_queries()``, in the same pass over the connections."""
     keep = settings.KEEP_CONNECTIONS
     for connection in connections.all(initialized_only=True):
         if keep:
             connection.close_at = None
         connection.close_if_unusable_or_obsolete()
+        if connection.queries_log:
+            connection.queries_log.clear()
 
 
 def left_open(alias: str = DEFAULT_DB_ALIAS) -> str | None:

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
+from taskq.backends import engine_for
 from taskq.backends.estimates import estimated_count
 from taskq.clock import DatabaseNow, database_now
 from taskq.models import DISTINCT_VALUES_LIMIT, Task, TaskQuerySet, Worker, dirty_cutoff, dirty_q
@@ -75,8 +77,9 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     ``{"failed": 1, "dirty": 0, "active": 2, "pending": 5, "future": 3,
     "queues": {"default": {...}}, "tasks": {"app.tasks.send": {...}},
     "oldest_pending_age": 1.5, "workers": 2, "live_workers": [{...}, ...],
-    "paused_queues": ["mail"]}``; the age is in seconds by the database's clock, or
-    ``None``. ``live_workers`` describes each live worker process,
+    "paused_queues": ["mail"], "dead_rows": 120, "oldest_transaction_age": 0.2}``; ages
+    are in seconds by the database's clock, or ``None`` (the last two: ``table_health``).
+    ``live_workers`` describes each live worker process,
     with the tasks it finished since it started (``succeeded``, ``failed``). Every
     value is plain JSON (``started_at`` is an ISO 8601 string).
     ``using`` is a database alias; by default the routers choose, as for any query.
@@ -95,6 +98,7 @@ def snapshot(using: str | None = None) -> dict[str, Any]:
     result["oldest_pending_age"] = _oldest_pending_age(tasks_table)
     result.update(_live_workers(using))
     result["paused_queues"] = paused_queues(using)
+    result.update(table_health(tasks_table.db))
     return result
 
 
@@ -103,6 +107,21 @@ def paused_queues(using: str | None) -> list[str]:
     from taskq.queues import paused  # taskq.queues imports this module
 
     return paused(using)
+
+
+def table_health(using: str) -> dict[str, Any]:
+    """What warns of a queue table that cannot be vacuumed, where the database keeps
+    dead rows (PostgreSQL): ``dead_rows``, the task table's dead rows by the server's
+    statistics, and ``oldest_transaction_age``, the seconds since the oldest open
+    transaction that holds their removal back began (among the sessions this role can
+    see). Each is ``None`` where the database has no such thing or does not say."""
+    engine = engine_for(connections[using])
+    if not engine.keeps_dead_rows:
+        return {"dead_rows": None, "oldest_transaction_age": None}
+    return {
+        "dead_rows": engine.dead_rows(Task._meta.db_table),
+        "oldest_transaction_age": engine.oldest_transaction_age(),
+    }
 
 
 def _age(row: Mapping[str, Any], column: str) -> float:

@@ -21,6 +21,11 @@ Metrics (every name starts with ``taskq_``):
   ``taskq_worker_tasks_failed_total{worker, host}``: tasks each live worker finished
   since it started; ``taskq_worker_start_time_seconds{worker, host}``: when it started
   (Unix time).
+- ``taskq_table_dead_rows``: dead rows in the task table, by the server's statistics, and
+  ``taskq_oldest_transaction_age_seconds``: how long the oldest open transaction that
+  holds back their removal has run (PostgreSQL only: absent elsewhere, or when the role
+  cannot see it; ``metrics.table_health``). Dead rows that keep growing while that age
+  grows: a session idle in transaction is slowing every claim.
 """
 
 from __future__ import annotations
@@ -145,4 +150,14 @@ def render(snap: Mapping[str, Any]) -> str:
             per_worker(lambda w: datetime.fromisoformat(w["started_at"]).timestamp()),
         ),
     ]
+    for key, name, help_text in (
+        ("dead_rows", "taskq_table_dead_rows", "Dead rows in the task table (server statistics)."),
+        (
+            "oldest_transaction_age",
+            "taskq_oldest_transaction_age_seconds",
+            "Seconds the oldest open transaction holding back the removal of dead rows has run.",
+        ),
+    ):
+        if snap.get(key) is not None:
+            lines += family(name, "gauge", help_text, [({}, snap[key])])
     return "\n".join(lines) + "\n"

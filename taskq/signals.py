@@ -44,6 +44,8 @@ _NAMES = {
 
 def send(signal: Signal, sender: Any, **fields: Any) -> None:
     """Send ``signal`` to every receiver; log, never raise, what a receiver raises."""
+    if not signal.receivers:  # the common case, on every task: nobody listens
+        return
     for receiver, response in signal.send_robust(sender, **fields):
         if isinstance(response, Exception):
             logger.error(

@@ -24,10 +24,10 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any, NoReturn
 
-from django.db import DatabaseError, connections, reset_queries
+from django.db import DatabaseError, connections
 
 import taskq
-from taskq import hygiene, logs, models, registry, signals
+from taskq import hygiene, logs, models, registry, signals, vacuum
 from taskq.alarm import Alarm
 from taskq.backends import Claim, ClaimStrategy, get_strategy, task_database
 from taskq.backends.errors import ErrorKind, diagnose
@@ -131,6 +131,7 @@ class Worker:
         self.backoff = Backoff(self.using, self.wake)
         self.recovery = Every(lambda: settings.DIRTY_AFTER / 2)
         self.scheduler = Scheduler(self.using)  # TASKQ_SCHEDULE's slots (taskq.schedules)
+        self.vacuuming = Every(lambda: vacuum.CHECK_EVERY)
         self.processed = 0
         #: How the tasks this process ran ended, for the stop line ("succeeded": 3, ...).
         self.endings: Counter[str] = Counter()
@@ -313,12 +314,14 @@ class Worker:
     def maintain(self) -> bool:
         """Between two tasks: drop unusable connections, forget the query log, put back
         claims whose answer was lost, and now and then queue again the dirty tasks that
-        are safe to run again. Return whether the database answered."""
-        hygiene.refresh()
-        reset_queries()  # DEBUG=True must not grow the worker's memory
+        are safe to run again (and, with ``TASKQ_VACUUM_DEAD_ROWS``, vacuum the task
+        table: ``taskq.vacuum``). Return whether the database answered."""
+        hygiene.refresh()  # also forgets the query logs (DEBUG=True must not grow memory)
         try:
             if self.recovery.due():
                 requeue_dirty_acks_late(self.using)
+            if self.vacuuming.due():
+                vacuum.vacuum_if_needed(self.using)  # only with TASKQ_VACUUM_DEAD_ROWS
             if self.claim_in_doubt:
                 self.release_unstarted_claims()
             self.scheduler.maintain()

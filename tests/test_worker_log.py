@@ -12,6 +12,7 @@ import re
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 import taskq
 from taskq import registry
@@ -93,7 +94,8 @@ def test_debug_adds_the_claims_the_writes_and_the_waits(caplog):
     noop.delay()
     flaky.delay()
     late = noop.apply_async(countdown=0.3)
-    with caplog.at_level(logging.DEBUG, logger="taskq"):
+    # A poll interval longer than the countdown: the first wait is until the ETA.
+    with caplog.at_level(logging.DEBUG, logger="taskq"), override_settings(TASKQ_POLL_INTERVAL=2):
         Worker(["default"], max_tasks=4).run(handle_signals=False)
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert not [m for m in info if m.startswith(("Claimed ", "Recorded ", "Nothing due"))]

@@ -145,19 +145,23 @@ class ClaimStrategy:
         a poll interval later. The window keeps the scan of the ``(state, eta)`` index
         short, however many tasks wait further in the future.
         """
-        row = (
+        row = self.next_due_query(queues, within).first()
+        if row is None:
+            return None
+        eta, now = row
+        return max(0.0, (eta - now).total_seconds())
+
+    def next_due_query(self, queues: Sequence[str], within: float) -> Any:
+        """The query of ``next_due_in``: (eta, now) of the queued tasks falling due in the
+        next ``within`` seconds, earliest first (a queryset, for ``explain()``)."""
+        return (
             Task.objects.using(self.using)
             .queued()
             .filter(queue__in=queues, eta__gt=database_now(), eta__lte=database_now(within))
             .annotate(now=DatabaseNow())
             .order_by("eta")
             .values_list("eta", "now")
-            .first()
         )
-        if row is None:
-            return None
-        eta, now = row
-        return max(0.0, (eta - now).total_seconds())
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, interrupt: Alarm) -> None:
         """Return once ``timeout`` seconds have passed or ``interrupt`` rang; strategies

@@ -10,6 +10,7 @@ instead of the database's name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,18 @@ class Engine:
     true_sql = "1"
     #: What ends a SELECT that must see rows committed after its transaction's snapshot?
     latest_rows_sql = ""
+    #: Does the failed list's index hold failed rows only (``FailedListIndex``)?
+    has_partial_failed_index = False
+    #: Can the optimizer's statistics change which index the claim reads?
+    claim_plan_follows_statistics = False
+    #: Where they can: does the claim name its index, so that they cannot?
+    claim_plan_is_pinned = False
+    #: Can a connection pooler that speaks the database's protocol (PgBouncer) stand
+    #: between the workers and the server?
+    can_pool_connections = False
+    #: Does a deleted or updated row stay behind as a dead row until a vacuum removes
+    #: it (so that a queue table needs vacuuming, and a long transaction hurts it)?
+    keeps_dead_rows = False
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -73,6 +86,45 @@ class Engine:
         By default nothing: where a claim is one write (SQLite's single writer) or takes
         a shared lock on its queues' rows (MySQL), the pause's own write waits already.
         """
+
+    def analyze_sql(self, table: str) -> str:
+        """The statement that refreshes the optimizer's statistics of ``table`` ("":
+        the database keeps none that taskq's statements depend on)."""
+        return ""
+
+    def claim_plan(self, queues: Sequence[str]) -> str | None:
+        """The optimizer's plan of the claim of ``queues`` as it would run now, as text
+        (``None`` where its plan cannot change: ``claim_plan_follows_statistics``)."""
+        return None
+
+    def table_tuning_sql(self, table: str) -> str:
+        """The statements that tune ``table``'s storage for a queue's churn ("": none)."""
+        return ""
+
+    def table_untuning_sql(self, table: str) -> str:
+        """The statements that take ``table_tuning_sql`` back ("": none)."""
+        return ""
+
+    def dead_rows(self, table: str) -> int | None:
+        """How many dead rows ``table`` holds, by the database's statistics (``None``:
+        the database keeps no dead rows, or does not say)."""
+        return None
+
+    def oldest_transaction_age(self) -> float | None:
+        """Seconds since the oldest transaction that holds back the removal of dead
+        rows began, among the sessions this role can see (``None``: none, or the
+        database keeps no dead rows)."""
+        return None
+
+    def vacuum_sql(self, table: str) -> str:
+        """The statement that removes ``table``'s dead rows without blocking writers and
+        without waiting for a lock ("": nothing to remove, or no such statement)."""
+        return ""
+
+    def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
+        """The plan of the idle worker's next-ETA query, as text (``None``: Django's
+        ``explain()`` of ``ClaimStrategy.next_due_query`` says it)."""
+        return None
 
     def prepare_connection(self) -> None:
         """Set up a new connection for concurrent workers."""

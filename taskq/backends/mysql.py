@@ -9,7 +9,10 @@ two statements. What matters most is the index: InnoDB locks every row its scan
 touches, so the select must be a range scan of the claim index in the claim's order
 (``state``, ``queue``, ``priority DESC``, ``eta``, ``id``; MariaDB reads descending
 columns from 10.8 on). Then the scan stops at the first row it can lock and SKIP LOCKED
-costs one row lock per claim.
+costs one row lock per claim. The select names that index (``FORCE INDEX``), and the idle
+worker's next-ETA query the ``(state, eta)`` one: statistics InnoDB sampled while few
+tasks waited made the optimizer read every queued row of the queue and sort them instead
+(``tests/test_claim_plan.py``).
 
 What matters next is round trips. Django's ``atomic()`` switches autocommit off and on
 again around every transaction, two extra round trips per task; this strategy sends
@@ -35,7 +38,10 @@ from taskq.backends.engine import Engine
 from taskq.backends.errors import MIGRATE, ErrorKind, Verdict, driver_error
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.clock import DatabaseNow
-from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Task
+from taskq.models import CLAIM_FIELDS, CLAIM_INDEX, CLAIM_ORDER, Task
+
+#: The index the idle worker's next-ETA query reads (``state``, ``eta``).
+NEXT_DUE_INDEX = "taskq_task_state_eta"
 
 if TYPE_CHECKING:
     from taskq.bulk_insert import BulkInsert
@@ -59,6 +65,33 @@ class MySQLEngine(Engine):
         commits, which a pause's exclusive lock waits for (``claim.py`` says why)."""
         return open_queues_share_locked_sql(
             self.connection.ops.quote_name, queue_count, lock="LOCK IN SHARE MODE"
+        )
+
+    claim_plan_follows_statistics = True
+    claim_plan_is_pinned = True  # FORCE INDEX
+
+    def analyze_sql(self, table: str) -> str:
+        return f"ANALYZE TABLE {self.connection.ops.quote_name(table)}"
+
+    def claim_plan(self, queues: Sequence[str]) -> str | None:
+        """EXPLAIN the claim's locking select, one line per table: its index (``key``)
+        and what else the optimizer does (``Extra``: a filesort would show there)."""
+        select, params, _ = MySQLStrategy(self.connection.alias).compiled(tuple(queues))
+        return self.explain(select, params)
+
+    def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
+        return self.explain(*MySQLStrategy(self.connection.alias).next_due_sql(queues, within))
+
+    def explain(self, select: str, params: Sequence[Any]) -> str:
+        """EXPLAIN ``select``: per table, its access, index, rows and ``Extra``."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {select}", params)
+            names = [column[0].lower() for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return "\n".join(
+            f"table={row['table']} type={row['type']} key={row['key']} rows={row['rows']} "
+            f"Extra={row['extra']}"
+            for row in rows
         )
 
     def clock_sql(self) -> str:
@@ -124,6 +157,20 @@ class MySQLEngine(Engine):
                 cursor.execute((head + b", ".join(values)).decode(encoding))
 
 
+def force_index(sql: str, index: str, quote: Any) -> str:
+    """Return ``sql`` (a select from the task table) reading the task table through
+    ``index`` only: ``FORCE INDEX`` after the table in its ``FROM``.
+
+    InnoDB's statistics of a queue table are a sample of whatever the table held when
+    they were taken; taken while few tasks waited, they can make a scan of another index
+    and a filesort of every queued row look cheaper than the index read in order.
+    """
+    table = quote(Task._meta.db_table)
+    head = f"FROM {table}"
+    assert sql.count(head) == 1, sql
+    return sql.replace(head, f"{head} FORCE INDEX ({quote(index)})")
+
+
 class MySQLStrategy(SkipLockedStrategy):
     engine_class = MySQLEngine
     begin_sql = "START TRANSACTION"
@@ -164,6 +211,23 @@ class MySQLStrategy(SkipLockedStrategy):
             return None
         return replace(claim, version=claim.version + 1)
 
+    def next_due_sql(self, queues: Sequence[str], within: float) -> tuple[str, list[Any]]:
+        """``next_due_query`` as SQL, through the ``(state, eta)`` index read in ETA
+        order: the window keeps that read short, whatever the statistics say."""
+        query = self.next_due_query(queues, within).query
+        sql, params = query.get_compiler(self.using).as_sql()
+        return force_index(sql, NEXT_DUE_INDEX, self.connection.ops.quote_name), list(params)
+
+    def next_due_in(self, queues: Sequence[str], within: float) -> float | None:
+        sql, params = self.next_due_sql(queues, within)
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        eta, now = row  # both as the driver reads them: the difference is all we need
+        return max(0.0, (eta - now).total_seconds())
+
     def compiled(self, queues: tuple[str, ...]) -> tuple[str, list[Any], str]:
         """Return the claim's select (SQL and parameters) and update, compiled once.
 
@@ -188,6 +252,7 @@ class MySQLStrategy(SkipLockedStrategy):
                 now, now_params = compiler.compile(DatabaseNow())
             assert not now_params
             quote = self.connection.ops.quote_name
+            select = force_index(select, CLAIM_INDEX, quote)
             # Fenced by version and state, as a compare-and-set: see claim_in().
             update = (
                 f"UPDATE {quote(Task._meta.db_table)} SET {set_sql(quote, now)} "

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, QuerySet
 
@@ -87,6 +88,23 @@ if psycopg is not None:
             return super().execute(query, params, **kwargs)
 
 
+#: Storage parameters of the task table (migration ``table_tuning``). Autovacuum's
+#: default waits for dead rows worth a fifth of the table; a queue table makes one dead
+#: row per task and holds a few live ones, or millions of future ones, so it is vacuumed
+#: after a fixed number of dead rows instead (and analyzed likewise: the claim's plan
+#: does not depend on it, the admin's estimates do). Where autovacuum is off these are
+#: inert. No fillfactor: a claim changes ``state``, an indexed column, so no claim or
+#: retry is a HOT update that free space in the page would help.
+TABLE_TUNING = {
+    "autovacuum_vacuum_scale_factor": "0",
+    "autovacuum_vacuum_threshold": "10000",
+    "autovacuum_vacuum_insert_scale_factor": "0",
+    "autovacuum_vacuum_insert_threshold": "10000",
+    "autovacuum_analyze_scale_factor": "0",
+    "autovacuum_analyze_threshold": "10000",
+}
+
+
 @lru_cache
 def _claim_sql(quote: Callable[[str], str], queue_count: int, held_count: int = 0) -> str:
     """Return the claim for ``queue_count`` queues; only placeholders carry values: the
@@ -137,6 +155,60 @@ class PostgreSQLEngine(Engine):
 
     def judge_error(self, error: BaseException) -> Verdict:
         return judge_postgresql_error(self.connection, error)
+
+    keeps_dead_rows = True
+    can_pool_connections = True
+    has_partial_failed_index = True
+
+    def table_tuning_sql(self, table: str) -> str:
+        """Autovacuum by dead rows, not by a share of the table (``TABLE_TUNING``)."""
+        options = ", ".join(f"{name} = {value}" for name, value in TABLE_TUNING.items())
+        return f"ALTER TABLE {self.connection.ops.quote_name(table)} SET ({options})"
+
+    def table_untuning_sql(self, table: str) -> str:
+        names = ", ".join(TABLE_TUNING)
+        return f"ALTER TABLE {self.connection.ops.quote_name(table)} RESET ({names})"
+
+    def dead_rows(self, table: str) -> int | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass(%s)",
+                [self.connection.ops.quote_name(table)],
+            )
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def oldest_transaction_age(self) -> float | None:
+        """The oldest open transaction of another session that holds a snapshot or a
+        transaction id (``backend_xmin``, ``backend_xid``: what pins the horizon below
+        which dead rows may be removed), from ``pg_stat_activity``; sessions of other
+        roles show only to a role with ``pg_read_all_stats``. Prepared transactions and
+        replication slots hold the horizon too, and are not counted here."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)) "
+                "FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND xact_start IS NOT NULL "
+                "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def vacuum_sql(self, table: str) -> str:
+        # SKIP_LOCKED: if another VACUUM (autovacuum, another worker) holds the table,
+        # skip it instead of waiting. No TRUNCATE: giving back the end of the file
+        # takes a lock that stops every claim.
+        return f"VACUUM (SKIP_LOCKED, TRUNCATE FALSE) {self.connection.ops.quote_name(table)}"
+
+    def analyze_sql(self, table: str) -> str:
+        return f"ANALYZE {self.connection.ops.quote_name(table)}"
+
+    def claim_plan(self, queues: Sequence[str]) -> str | None:
+        """EXPLAIN the claim as the worker sends it for ``queues``."""
+        sql = _claim_sql(self.connection.ops.quote_name, len(queues))
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {sql}", [None, *queues, *queues])
+            return "\n".join(row[0] for row in cursor.fetchall())
 
     def lock_for_pause(self, cursor: Any) -> None:
         """Every claim reads the queue table, and so holds its ``ACCESS SHARE`` lock to
@@ -238,6 +310,8 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         #: waited.
         self.queues: set[str] = set()
         self.hinted = False
+        #: The psycopg cursor the claims run on, for as long as its connection lives.
+        self.raw_cursor: Any = None
         #: Read once: no settings lookup per task.
         self.prepares_claims = self.prepares_claims and settings.PREPARED_STATEMENTS
 
@@ -270,15 +344,19 @@ class PostgreSQLStrategy(SkipLockedStrategy):
             return
         connection.ensure_connection()
         driver = connection.connection
-        if driver.prepare_threshold is None:
-            # Django's default turns preparation off, explicit requests too. Allow only
-            # explicit ones: other statements on this connection stay unprepared.
-            driver.prepare_threshold = ONLY_WHEN_ASKED
-        with connection.wrap_database_errors:
-            raw = PreparingCursor(driver)
+        raw = self.raw_cursor
+        if raw is None or raw.connection is not driver or raw.closed:
+            if driver.prepare_threshold is None:
+                # Django's default turns preparation off, explicit requests too. Allow
+                # only explicit ones: other statements on this connection stay unprepared.
+                driver.prepare_threshold = ONLY_WHEN_ASKED
+            with connection.wrap_database_errors:
+                raw = self.raw_cursor = PreparingCursor(driver)
         wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        with wrap(raw) as cursor:
-            yield cursor
+        # Not closed after use: one psycopg cursor per connection serves every claim
+        # (a cursor holds no server resource between statements; creating one per
+        # claim cost more Python time than the rest of the claim's bookkeeping).
+        yield wrap(raw)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, interrupt: Alarm) -> None:
         """Wait at most ``timeout`` seconds for a ``NOTIFY`` naming one of ``queues``.
@@ -291,7 +369,9 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         """
         if not PostgreSQLEngine.can_listen or interrupt.is_set():  # psycopg2: poll
             return super().wait_for_work(queues, timeout, interrupt)
-        connection = self.connection
+        # Behind a transaction pooler, LISTEN needs a direct connection of its own.
+        listen_on = settings.LISTEN_DATABASE or self.using
+        connection = connections[listen_on]
         connection.ensure_connection()
         driver = connection.connection
         if self.listening_on is not driver:
@@ -306,6 +386,11 @@ class PostgreSQLStrategy(SkipLockedStrategy):
             return
         with connection.wrap_database_errors:  # a closed connection has no socket
             interrupt.wait(timeout, driver.fileno())
+            if listen_on != self.using and select.select([driver.fileno()], [], [], 0)[0]:
+                # No claim reads this connection: a statement makes the driver read the
+                # notifications that arrived (and call the handler), or the socket would
+                # stay readable and every wait return at once.
+                driver.execute("SELECT 1")
 
     def hint(self, queue: str) -> None:
         if queue in self.queues:

@@ -107,6 +107,13 @@ def render_table(snap: Mapping[str, Any]) -> str:
             ],
             text_columns=2,
         )
+    dead, oldest = snap.get("dead_rows"), snap.get("oldest_transaction_age")
+    if dead is not None or oldest is not None:  # PostgreSQL: metrics.table_health
+        lines += [
+            "",
+            f"task table: {'?' if dead is None else dead} dead rows; oldest open transaction "
+            + ("none" if oldest is None else f"{oldest:.1f}s"),
+        ]
     return "\n".join(lines) + "\n"
 
 
