@@ -10,7 +10,7 @@ import logging
 
 from taskq import registry
 from taskq.clock import database_now
-from taskq.models import Task, dirty_q
+from taskq.models import Task, dirty_q, last_worker_ident
 from taskq.retries import RetryPolicy
 
 logger = logging.getLogger("taskq.worker")
@@ -41,6 +41,7 @@ def requeue_dirty_acks_late(using: str) -> None:
                 state=Task.State.FAILED,
                 error=f"{reason}, and max_retries ({policy.max_retries}) was reached",
                 failed_at=database_now(),
+                worker_ident=last_worker_ident(),
             )
             verb = "failed"
         else:

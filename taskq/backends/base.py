@@ -24,7 +24,7 @@ from taskq.alarm import Alarm
 from taskq.backends.engine import Engine
 from taskq.bounds import bounded_error
 from taskq.clock import DatabaseNow, database_now
-from taskq.models import CLAIM_FIELDS, Task
+from taskq.models import CLAIM_FIELDS, Task, last_worker_ident
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
 
@@ -224,7 +224,10 @@ class ClaimStrategy:
         human to read."""
         return (
             self._claimed(claim).update(
-                state=Task.State.FAILED, error=bounded_error(error), failed_at=database_now()
+                state=Task.State.FAILED,
+                error=bounded_error(error),
+                failed_at=database_now(),
+                worker_ident=last_worker_ident(),
             )
             == 1
         )
