@@ -25,8 +25,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import dateformat
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from taskq import admin_display as show
@@ -168,8 +169,8 @@ class TaskGroupAdmin(admin.ModelAdmin):
     #: The per-row button: (URL name suffix, label), or None.
     row_action: tuple[str, str] | None = None
 
-    list_display: Any = ("id", "name", "short_arguments", "queue", "retries", "worker_label")
-    list_display_links = ("id", "name")
+    list_display: Any = ("id", "task_name", "short_arguments", "queue", "retries", "worker_label")
+    list_display_links = ("id", "task_name")
     list_filter = (("queue", IndexedValuesListFilter), ("name", IndexedValuesListFilter))
     search_fields = ("name",)
     list_select_related = ("worker",)
@@ -273,6 +274,13 @@ class TaskGroupAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     # List columns.
+
+    @admin.display(description="name", ordering="name")
+    def task_name(self, task: Task) -> str:
+        # A dotted name may break after each dot, so a narrow column stays readable.
+        return format_html_join(
+            mark_safe(".<wbr>"), "{}", ((part,) for part in task.name.split("."))
+        )
 
     @admin.display(description="arguments")
     def short_arguments(self, task: Task) -> str:
@@ -483,7 +491,7 @@ class FailedTaskAdmin(TaskGroupAdmin):
     ordering = ("-failed_at", "-pk")
     list_display = (
         "id",
-        "name",
+        "task_name",
         "short_arguments",
         "queue",
         "failed_at_column",
@@ -503,7 +511,7 @@ class DirtyTaskAdmin(TaskGroupAdmin):
     ordering = ("started_at", "pk")
     list_display = (
         "id",
-        "name",
+        "task_name",
         "short_arguments",
         "queue",
         "started_at_column",
@@ -521,7 +529,7 @@ class ActiveTaskAdmin(TaskGroupAdmin):
     ordering = ("started_at", "pk")
     list_display = (
         "id",
-        "name",
+        "task_name",
         "short_arguments",
         "queue",
         "started_at_column",
@@ -550,7 +558,7 @@ class PendingTaskAdmin(TaskGroupAdmin):
     ordering = ("eta", "pk")
     list_display = (
         "id",
-        "name",
+        "task_name",
         "short_arguments",
         "queue",
         "priority",
@@ -569,7 +577,7 @@ class FutureTaskAdmin(TaskGroupAdmin):
     ordering = ("eta", "pk")
     list_display = (
         "id",
-        "name",
+        "task_name",
         "short_arguments",
         "queue",
         "priority",
