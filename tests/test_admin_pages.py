@@ -75,13 +75,14 @@ def rows():
     }
 
 
+FIRST = ["id", "name", "arguments", "queue"]
 COLUMNS = {
-    "failed": ["id", "name", "arguments", "queue", "failed at", "run time", "retries", "last error", "worker"],
-    "dirty": ["id", "name", "arguments", "queue", "started at", "dirty since", "last heartbeat", "retries", "worker"],
-    "active": ["id", "name", "arguments", "queue", "started at", "running for", "retries", "worker"],
-    "pending": ["id", "name", "arguments", "queue", "priority", "due at", "waiting for", "retries"],
-    "future": ["id", "name", "arguments", "queue", "priority", "due at", "due in", "retries"],
-}  # fmt: skip
+    "failed": [*FIRST, "failed at", "run time", "retries", "last error", "worker"],
+    "dirty": [*FIRST, "started at", "dirty since", "last heartbeat", "retries", "worker"],
+    "active": [*FIRST, "started at", "running for", "retries", "worker"],
+    "pending": [*FIRST, "priority", "due at", "waiting for", "retries"],
+    "future": [*FIRST, "priority", "due at", "due in", "retries"],
+}
 
 
 @pytest.mark.parametrize("group", COLUMNS)
