@@ -313,6 +313,10 @@ def test_the_summary_counts_a_big_table_within_bounds(admin_client, monkeypatch)
     with CaptureQueriesContext(connection) as queries:
         text = admin_client.get(summary).text
     assert "≈ " in text and "≥ 10000" in text and "the database's estimate" in text
-    grouped = [q["sql"] for q in queries if "GROUP BY" in q["sql"].upper()]
+    grouped = [
+        q["sql"]
+        for q in queries
+        if "GROUP BY" in q["sql"].upper() and "taskq_minute" not in q["sql"]  # the history's
+    ]
     # Only the small states (failed, started) are counted in one grouped query.
     assert grouped and all(re.search(r"state.? = [12] GROUP BY", sql) for sql in grouped)
