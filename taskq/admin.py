@@ -10,6 +10,7 @@ estimate one, and every list is ordered by an indexed column.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -29,13 +30,19 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import dateformat
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from taskq import metrics, queues, schedules
+from taskq import admin_display as show
+from taskq import history, metrics, queues, registry, schedules
 from taskq.backends.estimates import estimated_count
+from taskq.charts import Line, line_chart
 from taskq.clock import DatabaseNow
+from taskq.conf import settings
 from taskq.models import (
     DISTINCT_VALUES_LIMIT,
     ActiveTask,
@@ -114,6 +121,7 @@ class PreviewChangeList(ChangeList):
             args_preview=Left("args", PREVIEW_CHARS),
             kwargs_preview=Left("kwargs", PREVIEW_CHARS),
             error_tail=Right("error", PREVIEW_CHARS),
+            db_now=DatabaseNow(),  # ages are judged by the database's clock
         )
 
 
@@ -155,7 +163,11 @@ class IndexedValuesListFilter(AllValuesFieldListFilter):
 
 
 class TaskGroupAdmin(admin.ModelAdmin):
-    """A read-only list of one group of tasks, with that group's actions."""
+    """A read-only list of one group of tasks, with that group's actions.
+
+    Each group shows the columns that mean something in its state (``list_display`` of
+    the subclasses); times carry seconds, ages are judged by the database's clock.
+    """
 
     #: The ``TaskQuerySet`` method that selects this group.
     group: str
@@ -164,17 +176,8 @@ class TaskGroupAdmin(admin.ModelAdmin):
     #: The per-row button: (URL name suffix, label), or None.
     row_action: tuple[str, str] | None = None
 
-    list_display = (
-        "name",
-        "short_arguments",
-        "queue",
-        "priority",
-        "eta",
-        "retries",
-        "last_error",
-        "worker_label",
-    )
-    list_display_links = ("name",)
+    list_display: Any = ("id", "task_name", "short_arguments", "queue", "retries", "worker_label")
+    list_display_links = ("id", "task_name")
     list_filter = (("queue", IndexedValuesListFilter), ("name", IndexedValuesListFilter))
     search_fields = ("name",)
     list_select_related = ("worker",)
@@ -182,25 +185,27 @@ class TaskGroupAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole group
     paginator = EstimatedCountPaginator
+    change_list_template = "admin/taskq/change_list.html"
+    change_form_template = "admin/taskq/change_form.html"
     # Each subclass orders by an indexed column and then the primary key, in the same
     # direction: without "pk" Django appends "-pk" for a total order, and on MariaDB
     # ``ORDER BY eta ASC, id DESC`` cannot be read off the (state, eta) index (InnoDB
     # appends the id ascending), so every page sorted the whole group first.
     fields = (
+        "id",
         "name",
+        "call",
         "queue",
         "priority",
         "state",
-        "eta",
-        "expires",
-        "retries",
-        "version",
-        "worker",
-        "created_at",
-        "started_at",
-        "failed_at",
-        "arguments",
-        "keyword_arguments",
+        "retries_of_max",
+        "due_at",
+        "expires_at",
+        "created",
+        "started",
+        "failed",
+        "run_time",
+        "worker_detail",
         "headers",
         "traceback",
     )
@@ -221,8 +226,13 @@ class TaskGroupAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Rows are never edited; "change" is the right to act on them from the list.
-        return obj is None and self._user_may(request, "change")
+        # Rows are never edited, so the index says "View", not "Change", and a task's
+        # page has no form; acting on a row is ``has_act_permission``.
+        return False
+
+    def has_act_permission(self, request: HttpRequest) -> bool:
+        """May the user retry, run or cancel tasks? ``change_task`` grants it."""
+        return self._user_may(request, "change")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._user_may(request, "delete")
@@ -230,12 +240,25 @@ class TaskGroupAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return getattr(super().get_queryset(request), self.group)()
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # The task's page reads the database's "now" with the row, for its ages.
+        task = super().get_object(request, object_id, from_field)
+        if task is not None:
+            task.db_now = (
+                Task.objects.using(task._state.db)
+                .filter(pk=task.pk)
+                .annotate(now=DatabaseNow())
+                .values_list("now", flat=True)
+                .first()
+            )
+        return task
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PreviewChangeList
 
     def get_list_display(self, request: HttpRequest) -> Any:
         columns = list(super().get_list_display(request))
-        if self.row_action and self.has_change_permission(request):
+        if self.row_action and self.has_act_permission(request):
             columns.append("row_button")
         return columns
 
@@ -247,14 +270,31 @@ class TaskGroupAdmin(admin.ModelAdmin):
         title = str(self.model._meta.verbose_name_plural).capitalize()
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
-    # Columns and detail fields.
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        buttons = []
+        if self.row_action and self.has_act_permission(request) and object_id.isdigit():
+            suffix, label = self.row_action
+            buttons.append((self._action_url(suffix, object_id), label))
+        context = {"task_buttons": buttons, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    # List columns.
+
+    @admin.display(description="name", ordering="name")
+    def task_name(self, task: Task) -> str:
+        # A dotted name may break after each dot, so a narrow column stays readable.
+        return format_html_join(
+            mark_safe(".<wbr>"), "{}", ((part,) for part in task.name.split("."))
+        )
 
     @admin.display(description="arguments")
     def short_arguments(self, task: Task) -> str:
         # The list's rows carry previews (PreviewChangeList); nothing else shows this.
         args, kwargs = getattr(task, "args_preview", ""), getattr(task, "kwargs_preview", "")
-        kwargs = "" if kwargs == "{}" else f" {kwargs}"
-        return _shorten(f"{args}{kwargs}", 60)
+        complete = len(args) < PREVIEW_CHARS and len(kwargs) < PREVIEW_CHARS
+        return show.arguments_preview(args, kwargs, complete, 60)
 
     @admin.display(description="last error")
     def last_error(self, task: Task) -> str:
@@ -263,35 +303,145 @@ class TaskGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="worker", ordering="worker__host")
     def worker_label(self, task: Task) -> str:
-        return f"{task.worker.host}:{task.worker.pid}" if task.worker else "—"
+        if task.worker:
+            return f"{task.worker.host}:{task.worker.pid}"
+        if task.worker_ident:
+            return f"{_host_pid(task.worker_ident)} (gone)"
+        return "—"
 
-    @admin.display(description="arguments")
-    def arguments(self, task: Task) -> str:
-        return _capped_pre(_pretty_json(task.args))
+    @admin.display(description="failed at", ordering="failed_at")
+    def failed_at_column(self, task: Task) -> str:
+        return show.moment(task.failed_at)
 
-    @admin.display(description="keyword arguments")
-    def keyword_arguments(self, task: Task) -> str:
-        return _capped_pre(_pretty_json(task.kwargs))
+    @admin.display(description="started at", ordering="started_at")
+    def started_at_column(self, task: Task) -> str:
+        return show.moment(task.started_at)
 
-    @admin.display(description="traceback")
-    def traceback(self, task: Task) -> str:
-        return _capped_pre(task.error) if task.error else "—"
+    @admin.display(description="due at", ordering="eta")
+    def eta_column(self, task: Task) -> str:
+        return show.moment(task.eta)
+
+    @admin.display(description="run time")
+    def run_time_column(self, task: Task) -> str:
+        return show.duration(show.seconds_between(task.started_at, task.failed_at))
+
+    @admin.display(description="running for")
+    def running_for(self, task: Task) -> str:
+        return show.duration(show.seconds_between(task.started_at, _now_of(task)))
+
+    @admin.display(description="waiting for")
+    def waiting_for(self, task: Task) -> str:
+        return show.duration(show.seconds_between(task.eta, _now_of(task)))
+
+    @admin.display(description="due in")
+    def due_in(self, task: Task) -> str:
+        return show.duration(show.seconds_between(_now_of(task), task.eta))
+
+    @admin.display(description="last heartbeat")
+    def last_heartbeat(self, task: Task) -> str:
+        if task.worker is None:
+            return "—"
+        age = show.seconds_between(task.worker.heartbeat, _now_of(task))
+        return f"{show.moment(task.worker.heartbeat)} ({show.duration(age)} ago)"
+
+    @admin.display(description="dirty since")
+    def dirty_since(self, task: Task) -> str:
+        """When the worker's heartbeat went stale: its last beat plus ``DIRTY_AFTER``."""
+        if task.worker is None:
+            return "—"
+        since = task.worker.heartbeat + timedelta(seconds=settings.DIRTY_AFTER)
+        age = show.seconds_between(since, _now_of(task))
+        return f"{show.moment(since)} ({show.duration(age)})"
 
     @admin.display(description="")
     def row_button(self, task: Task) -> str:
         assert self.row_action is not None
         suffix, label = self.row_action
-        url = reverse(self._url_name(suffix), args=[task.pk], current_app=self.admin_site.name)
         # The list sits inside the changelist form, which carries the CSRF token.
         return format_html(
-            '<button type="submit" class="button" formaction="{}">{}</button>', url, label
+            '<button type="submit" class="button" formaction="{}">{}</button>',
+            self._action_url(suffix, task.pk),
+            label,
         )
+
+    # A task's page.
+
+    @admin.display(description="call")
+    def call(self, task: Task) -> str:
+        if len(task.args) + len(task.kwargs) <= DETAIL_CHARS:
+            text = show.call(task.name, task.args, task.kwargs)
+            if text is not None:
+                return format_html("<pre>{}</pre>", text)
+        # Too big to decode for a page, or not taskq's typed JSON: the stored text.
+        return format_html(
+            '<p class="help">Arguments as stored:</p>{}{}',
+            _capped_pre(_pretty_json(task.args)),
+            _capped_pre(_pretty_json(task.kwargs)),
+        )
+
+    @admin.display(description="retries")
+    def retries_of_max(self, task: Task) -> str:
+        try:
+            limit = registry.get(task.name).policy.max_retries
+        except registry.UnregisteredTask:
+            return f"{task.retries} (the task is not registered in this process)"
+        return f"{task.retries} of {limit}" if limit is not None else f"{task.retries} (no limit)"
+
+    @admin.display(description="due at")
+    def due_at(self, task: Task) -> str:
+        if task.state != Task.State.QUEUED:
+            return show.moment(task.eta)
+        now = _now_of(task)
+        if now is not None and task.eta > now:
+            return (
+                f"{show.moment(task.eta)} (in {show.duration(show.seconds_between(now, task.eta))})"
+            )
+        return f"{show.moment(task.eta)} (waiting for {self.waiting_for(task)})"
+
+    @admin.display(description="expires")
+    def expires_at(self, task: Task) -> str:
+        return show.moment(task.expires)
+
+    @admin.display(description="created")
+    def created(self, task: Task) -> str:
+        return show.moment(task.created_at)
+
+    @admin.display(description="started")
+    def started(self, task: Task) -> str:
+        return show.moment(task.started_at)
+
+    @admin.display(description="failed")
+    def failed(self, task: Task) -> str:
+        return show.moment(task.failed_at)
+
+    @admin.display(description="run time")
+    def run_time(self, task: Task) -> str:
+        if task.state == Task.State.FAILED:
+            return self.run_time_column(task)
+        if task.state == Task.State.STARTED:
+            return f"running for {self.running_for(task)}"
+        return "—"
+
+    @admin.display(description="worker")
+    def worker_detail(self, task: Task) -> str:
+        if task.worker is not None:
+            return f"{task.worker.ident}; last heartbeat {self.last_heartbeat(task)}"
+        if task.worker_ident:
+            return f"{task.worker_ident} (the worker that last ran it; gone)"
+        return "—"
+
+    @admin.display(description="traceback")
+    def traceback(self, task: Task) -> str:
+        return _capped_pre(task.error) if task.error else "—"
 
     # The actions, in bulk and per row.
 
     def _url_name(self, suffix: str) -> str:
         opts = self.model._meta
         return f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{suffix}"
+
+    def _action_url(self, suffix: str, pk: Any) -> str:
+        return reverse(self._url_name(suffix), args=[pk], current_app=self.admin_site.name)
 
     def get_urls(self) -> list[Any]:
         urls = super().get_urls()
@@ -304,7 +454,7 @@ class TaskGroupAdmin(admin.ModelAdmin):
         return [path(f"<path:object_id>/{suffix}/", view, name=name), *urls]
 
     def row_action_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not self.has_change_permission(request):
+        if not self.has_act_permission(request):
             raise PermissionDenied
         # str.isdigit() and int() accept other scripts' digits ("١٢٣", "²").
         if not (object_id.isascii() and object_id.isdigit() and int(object_id) <= MAX_PK):
@@ -320,13 +470,23 @@ class TaskGroupAdmin(admin.ModelAdmin):
         level = messages.SUCCESS if count else messages.WARNING
         self.message_user(request, f"{what} {count} {noun}.", level)
 
-    @admin.action(description="Retry now", permissions=["change"])
+    @admin.action(description="Retry now", permissions=["act"])
     def retry(self, request: HttpRequest, queryset: TaskQuerySet) -> None:
         self._report(request, queryset.retry(), "Queued again, due now:")
 
-    @admin.action(description="Run now", permissions=["change"])
+    @admin.action(description="Run now", permissions=["act"])
     def run_now(self, request: HttpRequest, queryset: TaskQuerySet) -> None:
         self._report(request, queryset.run_now(), "Made due now:")
+
+
+def _now_of(task: Task) -> Any:
+    """The database's time read with ``task`` (by the list's query or ``get_object``)."""
+    return getattr(task, "db_now", None)
+
+
+def _host_pid(ident: str) -> str:
+    """``web-1:4242`` of a worker ident ``web-1:4242:ab12cd34``."""
+    return ident.rsplit(":", 1)[0] if ident.count(":") >= 2 else ident
 
 
 @admin.register(FailedTask)
@@ -336,6 +496,17 @@ class FailedTaskAdmin(TaskGroupAdmin):
     row_action = ("retry", "Retry now")
     actions = ["retry"]
     ordering = ("-failed_at", "-pk")
+    list_display = (
+        "id",
+        "task_name",
+        "short_arguments",
+        "queue",
+        "failed_at_column",
+        "run_time_column",
+        "retries",
+        "last_error",
+        "worker_label",
+    )
 
 
 @admin.register(DirtyTask)
@@ -345,6 +516,17 @@ class DirtyTaskAdmin(TaskGroupAdmin):
     row_action = ("retry", "Retry now")
     actions = ["retry"]
     ordering = ("started_at", "pk")
+    list_display = (
+        "id",
+        "task_name",
+        "short_arguments",
+        "queue",
+        "started_at_column",
+        "dirty_since",
+        "last_heartbeat",
+        "retries",
+        "worker_label",
+    )
 
 
 @admin.register(ActiveTask)
@@ -352,6 +534,16 @@ class ActiveTaskAdmin(TaskGroupAdmin):
     group = "active"
     state = Task.State.STARTED
     ordering = ("started_at", "pk")
+    list_display = (
+        "id",
+        "task_name",
+        "short_arguments",
+        "queue",
+        "started_at_column",
+        "running_for",
+        "retries",
+        "worker_label",
+    )
     row_action = ("cancel", "Cancel")
     actions = None  # only one running task at a time is stopped, from its own row
 
@@ -371,6 +563,16 @@ class PendingTaskAdmin(TaskGroupAdmin):
     row_action = ("run_now", "Run now")
     actions = ["run_now"]
     ordering = ("eta", "pk")
+    list_display = (
+        "id",
+        "task_name",
+        "short_arguments",
+        "queue",
+        "priority",
+        "eta_column",
+        "waiting_for",
+        "retries",
+    )
 
 
 @admin.register(FutureTask)
@@ -380,6 +582,16 @@ class FutureTaskAdmin(TaskGroupAdmin):
     row_action = ("run_now", "Run now")
     actions = ["run_now"]
     ordering = ("eta", "pk")
+    list_display = (
+        "id",
+        "task_name",
+        "short_arguments",
+        "queue",
+        "priority",
+        "eta_column",
+        "due_in",
+        "retries",
+    )
 
 
 @admin.register(Summary)
@@ -418,12 +630,21 @@ class SummaryAdmin(admin.ModelAdmin):
         workers = list(Worker.objects.order_by("host", "pid").annotate(now=DatabaseNow()))
         current = {
             task.worker_id: task
-            for task in Task.objects.started().filter(worker__in=workers).only("name", "worker")
+            for task in Task.objects.started()
+            .filter(worker__in=workers)
+            .only("name", "worker", "started_at")
+        }
+        lists = {
+            group: reverse(f"{self.admin_site.name}:taskq_{group}task_changelist")
+            for group in metrics.GROUPS
         }
 
-        def counts(by_group: dict[str, metrics.Tally]) -> list[metrics.Tally]:
-            return [by_group[group] for group in metrics.GROUPS]
+        def counts(by_group: dict[str, metrics.Tally], column: str, value: str) -> list[Any]:
+            query = urlencode({column: value})
+            return [(by_group[group], f"{lists[group]}?{query}") for group in metrics.GROUPS]
 
+        hours = request.GET.get("hours", "")
+        hours_shown = int(hours) if hours in {str(h) for h in HISTORY_HOURS} else HISTORY_HOURS[1]
         context = {
             **self.admin_site.each_context(request),
             "title": "Task queue summary",
@@ -439,35 +660,28 @@ class SummaryAdmin(admin.ModelAdmin):
                 ]
                 for tally in (by_group[group] for group in metrics.GROUPS)
             ),
-            "groups": [
-                (
-                    group,
-                    snapshot[group],
-                    reverse(f"{self.admin_site.name}:taskq_{group}task_changelist"),
-                )
-                for group in metrics.GROUPS
-            ],
+            "groups": [(group, snapshot[group], lists[group]) for group in metrics.GROUPS],
             "breakdowns": [
                 (
                     caption,
                     column,
-                    [(name, counts(row)) for name, row in sorted(snapshot[key].items())],
+                    [
+                        (name, counts(row, field, name))
+                        for name, row in sorted(snapshot[key].items())
+                    ],
                 )
-                for caption, column, key in [
-                    ("Per task name", "task", "tasks"),
-                    ("Per queue", "queue", "queues"),
+                for caption, column, field, key in [
+                    ("Per task name", "task", "name", "tasks"),
+                    ("Per queue", "queue", "queue", "queues"),
                 ]
             ],
             "queue_rows": queues.overview(counts=snapshot),
             "can_pause": request.user.has_perm("taskq.change_task"),
-            "workers": [
-                {
-                    "worker": worker,
-                    "current": current.get(worker.pk),
-                    "age": max(0.0, (worker.now - worker.heartbeat).total_seconds()),
-                }
-                for worker in workers
-            ],
+            "workers": [_worker_row(worker, current.get(worker.pk), lists) for worker in workers],
+            "live_after": settings.DIRTY_AFTER,
+            "hours_shown": hours_shown,
+            "hour_choices": HISTORY_HOURS,
+            "charts": history_charts(hours_shown * 60),
         }
         context["schedules"] = schedules.status(router.db_for_read(Task))
         return TemplateResponse(request, "admin/taskq/summary.html", context)
@@ -492,3 +706,54 @@ class SummaryAdmin(admin.ModelAdmin):
             return HttpResponseBadRequest(str(error))
         self.message_user(request, f"Queue {name!r} {action}d.", messages.SUCCESS)
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:taskq_summary_changelist"))
+
+
+#: The spans of history the summary offers, in hours; the second is the default.
+HISTORY_HOURS = (1, 3, 6, 24)
+
+
+def _worker_row(worker: Worker, task: Task | None, lists: dict[str, str]) -> dict[str, Any]:
+    """A worker as the summary shows it: live or gone, and what it runs for how long."""
+    age = show.seconds_between(worker.heartbeat, worker.now) or 0.0  # type: ignore[attr-defined]
+    running = show.seconds_between(task.started_at, worker.now) if task else None  # type: ignore[attr-defined]
+    group = "active" if age <= settings.DIRTY_AFTER else "dirty"
+    return {
+        "worker": worker,
+        "live": age <= settings.DIRTY_AFTER,
+        "age": age,
+        "silent": show.duration(age),
+        "current": task,
+        "current_url": f"{lists[group]}{task.pk}/change/" if task else None,
+        "running_for": show.duration(running),
+        "heartbeat": show.moment(worker.heartbeat),
+    }
+
+
+def history_charts(minutes: int) -> list[str]:
+    """The summary's charts of the last ``minutes`` minutes (``taskq.history``)."""
+    entries = history.series(minutes)
+    labels = [dateformat.format(show.local(entry["minute"]), "H:i") for entry in entries]
+
+    def values(kind: str) -> list[float | None]:
+        return [entry[kind] for entry in entries]
+
+    return [
+        line_chart(
+            "Tasks finished per minute",
+            labels,
+            [
+                Line("succeeded", "#2e7d32", values("succeeded")),
+                Line("failed", "#c62828", values("failed")),
+                Line("retried", "#ef6c00", values("retried")),
+            ],
+        ),
+        line_chart(
+            "Backlog: pending tasks", labels, [Line("pending", "#1565c0", values("pending"))]
+        ),
+        line_chart(
+            "Oldest pending task's age",
+            labels,
+            [Line("oldest pending", "#6a1b9a", values("oldest_pending_age"))],
+            unit=" s",
+        ),
+    ]

@@ -7,7 +7,7 @@ runs tasks early nor shows healthy peers as dirty.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import DateTimeField, ExpressionWrapper, Func
@@ -39,3 +39,20 @@ def database_now(offset_seconds: float = 0) -> Any:
     return ExpressionWrapper(
         DatabaseNow() + timedelta(seconds=offset_seconds), output_field=DateTimeField()
     )
+
+
+def read_database_now(using: str) -> datetime:
+    """Return the database's time now as a Python datetime (one ``SELECT``), converted
+    the way Django converts a ``DateTimeField`` read from that database."""
+    from django.db import connections
+    from django.db.models.sql import Query
+
+    expression = DatabaseNow()
+    compiler = Query(None).get_compiler(using=using)
+    sql, params = compiler.compile(expression)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        row = cursor.fetchone()
+    converters = compiler.get_converters([expression])
+    (value,) = next(iter(compiler.apply_converters([row], converters)))
+    return value

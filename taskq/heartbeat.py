@@ -13,14 +13,16 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connections
 
 from taskq import models
 from taskq.clock import database_now
 from taskq.conf import settings
+from taskq.history import MinuteWriter
 from taskq.hygiene import keep_referenced
 from taskq.timelimits import CurrentRun
 
@@ -29,10 +31,37 @@ logger = logging.getLogger("taskq.worker")
 
 @dataclass
 class Outcomes:
-    """Tasks this process finished; counted by the worker, written by the heartbeat."""
+    """Tasks this process finished; counted by the worker, written by the heartbeat.
+
+    The totals go to the worker's row; the counts per queue not written yet go to the
+    history (``taskq.history``), handed over under a lock since two threads share them.
+    """
 
     succeeded: int = 0
     failed: int = 0
+    retried: int = 0
+    expired: int = 0
+    unwritten: dict[str, Counter[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, kind: str, queue: str) -> None:
+        """Count one task of ``queue`` that ended as ``kind`` ("succeeded", "failed",
+        "retried" or "expired")."""
+        with self.lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.unwritten.setdefault(queue, Counter())[kind] += 1
+
+    def take_unwritten(self) -> dict[str, Counter[str]]:
+        """Return the counts per queue not written yet, and forget them."""
+        with self.lock:
+            taken, self.unwritten = self.unwritten, {}
+        return taken
+
+    def give_back(self, counts: dict[str, Counter[str]]) -> None:
+        """Keep ``counts``, which could not be written, for the next beat."""
+        with self.lock:
+            for queue, by_kind in counts.items():
+                self.unwritten.setdefault(queue, Counter()).update(by_kind)
 
 
 class Heartbeat(threading.Thread):
@@ -57,6 +86,9 @@ class Heartbeat(threading.Thread):
         #: latest attempt was.
         self.last_beat = time.monotonic()
         self.healthy = True
+        #: This worker's part of the history; made at the first beat (it reads the
+        #: worker's queues).
+        self.history: MinuteWriter | None = None
 
     def run(self) -> None:
         # A child forked by a task must never finalize this thread's connection.
@@ -114,8 +146,23 @@ class Heartbeat(threading.Thread):
         self.healthy = written == 1
         if self.healthy:
             self.last_beat = time.monotonic()
+            self.write_history()
         else:
             logger.warning("Heartbeat failed: worker row %s is gone", self.worker_id)
+
+    def write_history(self) -> None:
+        """Add the outcomes counted since the last beat to the history; on an error,
+        keep them for the next beat (the heartbeat itself is written already)."""
+        unwritten = self.outcomes.take_unwritten()
+        try:
+            if self.history is None:
+                row = models.Worker.objects.using(self.using).filter(pk=self.worker_id)
+                queues = row.values_list("queues", flat=True).first() or ""
+                self.history = MinuteWriter(self.using, queues.split(","))
+            self.history.write(unwritten)
+        except Exception as error:  # the thread must not die: the worker relies on it
+            self.outcomes.give_back(unwritten)
+            logger.warning("Could not write the queue's history: %s", error)
 
     def silent_for(self) -> float:
         """Return the seconds since the heartbeat was last written."""

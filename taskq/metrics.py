@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
+from taskq import history as _history
 from taskq.backends import engine_for
 from taskq.backends.estimates import estimated_count
 from taskq.clock import DatabaseNow, database_now
@@ -264,3 +265,18 @@ def bounded_counts(using: str | None = None) -> dict[str, Any]:
         **_live_workers(using),
         "cut": cut,
     }
+
+
+def history(minutes: int = 60, queue: str | None = None, using: str | None = None) -> list[Any]:
+    """Return what the workers did in each of the last ``minutes`` minutes, oldest first.
+
+    ``[{"minute": "2026-12-01T10:41:00+00:00", "succeeded": 120, "failed": 2,
+    "retried": 5, "expired": 0, "pending": 40, "oldest_pending_age": 3.2}, ...]``,
+    summed over the queues (or of ``queue`` alone), by the database's clock: the rows
+    the workers' heartbeats write (``taskq.history``). ``pending`` and
+    ``oldest_pending_age`` are ``None`` for a minute no worker wrote. Plain JSON.
+    """
+    return [
+        {**entry, "minute": entry["minute"].isoformat()}
+        for entry in _history.series(minutes, queue, using)
+    ]

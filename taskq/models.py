@@ -15,7 +15,8 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from taskq.bounds import bounded_error
@@ -304,6 +305,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         changes: dict[str, Any] = {
             "state": Task.State.QUEUED,
             "version": F("version") + 1,
+            "worker_ident": last_worker_ident(),
             "worker": None,
             "cancel_requested_by": "",  # a cancel asked of the run that ended
         }
@@ -319,13 +321,27 @@ class TaskQuerySet(models.QuerySet["Task"]):
 def failure_changes(error: str) -> dict[str, Any]:
     """Return what failing a task writes: the state, the error (a traceback) for a human
     to read, the database's time, and the release of its unique key (the key itself
-    stays in ``unique_key``, for the admin): a failed task holds its key no longer."""
+    stays in ``unique_key``, for the admin): a failed task holds its key no longer.
+    It keeps the ident of the worker that ran it (``last_worker_ident``)."""
     return {
         "state": Task.State.FAILED,
         "error": error,
         "failed_at": database_now(),
         "unique_key_hash": None,
+        "worker_ident": last_worker_ident(),
     }
+
+
+def last_worker_ident() -> Any:
+    """Return an expression of the ident of the worker a row points to, or the row's
+    ``worker_ident`` as it is when it points to none.
+
+    Written where a task lets go of its worker (it fails, it is queued again), so that
+    the admin can still name the worker that last ran it once the worker row is gone;
+    the claim itself writes nothing more. One primary-key probe of the worker table.
+    """
+    ident = Worker.objects.filter(pk=OuterRef("worker_id")).values("ident")[:1]
+    return Coalesce(Subquery(ident), F("worker_ident"))
 
 
 def dirty_cutoff() -> Any:
@@ -365,6 +381,11 @@ class Task(models.Model):
         on_delete=models.SET_NULL,
         related_name="tasks",
     )
+    #: The ident ("host:pid:…") of the worker that last ran the task, written when the
+    #: task lets go of it (``last_worker_ident``): the ``worker`` link is cleared when
+    #: that worker's row is deleted. NULL for a task never let go of: adding a nullable
+    #: column leaves a big table's rows alone.
+    worker_ident = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(blank=True, default="")
     #: The call's Celery ``headers``, as typed JSON (``taskq.serialization``). NULL, not
     #: "", for none: adding a nullable column leaves a big table's rows alone.
@@ -404,6 +425,38 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}[{self.pk}]"
+
+
+class Minute(models.Model):
+    """What the workers of one queue did in one minute, by the database's clock.
+
+    Each worker's heartbeat adds the tasks it finished since its last beat
+    (``taskq.history``); the first heartbeat to write a queue's minute also samples
+    that queue's backlog. The admin's summary draws its charts from these rows, and
+    ``taskq.metrics.history`` returns them. Rows older than ``history.KEPT_FOR`` are
+    deleted by the heartbeats.
+    """
+
+    queue = models.CharField(max_length=QUEUE_MAX_LENGTH)
+    #: The minute's first second (UTC with ``USE_TZ``).
+    minute = models.DateTimeField()
+    succeeded = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    retried = models.PositiveBigIntegerField(default=0)
+    expired = models.PositiveBigIntegerField(default=0)
+    #: The queue's pending tasks when the row was written (counted up to
+    #: ``history.BACKLOG_COUNTED_UP_TO``), and the oldest one's age in seconds.
+    pending = models.PositiveBigIntegerField(default=0)
+    oldest_pending_age = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "minute"], name="taskq_minute_queue_minute")
+        ]
+        indexes = [models.Index(fields=["minute"], name="taskq_minute_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.minute:%Y-%m-%d %H:%M}"
 
 
 # One proxy per admin view, so that each group is its own page in the admin index.

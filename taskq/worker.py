@@ -477,11 +477,12 @@ class Worker:
         match outcome:
             case Succeeded():
                 logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
-                self.outcomes.succeeded += 1
+                self.outcomes.count("succeeded", claim.queue)
                 self.unrecorded = outcome
             case Expired():
                 logger.info("Task %s expired; dropped", label, extra=fields)
                 self.write(self.strategy.complete, claim)
+                self.outcomes.count("expired", claim.queue)
             case Retried(retry=retry, error=error):
                 logger.info(
                     "Task %s will retry %s after %s (ran %.3fs): %s",
@@ -494,6 +495,7 @@ class Worker:
                 )
                 eta = retry.eta if retry.eta is not None else database_now(retry.countdown or 0)
                 self.write(self.strategy.retry, claim, eta, error)
+                self.outcomes.count("retried", claim.queue)
                 signals.send(
                     signals.task_retried,
                     outcome.task,
@@ -536,7 +538,7 @@ class Worker:
                 self.fail(outcome, exception, error)
 
     def fail(self, outcome: Outcome, exception: BaseException, error: str) -> None:
-        self.outcomes.failed += 1
+        self.outcomes.count("failed", outcome.claim.queue)
         self.write(self.strategy.fail, outcome.claim, error)
         failed = {**outcome.fields, "exception": exception, "traceback": error}
         # Receivers may log it with logger.exception(), as in an except clause.

@@ -237,5 +237,6 @@ class ClaimStrategy:
 
     def fail(self, claim: Claim, error: str) -> bool:
         """Mark the task failed, keeping ``error`` (a traceback, bounded in size) for a
-        human to read; it gives up its unique key (``taskq.models.failure_changes``)."""
+        human to read; it gives up its unique key and keeps its worker's ident
+        (``taskq.models.failure_changes``)."""
         return self._claimed(claim).update(**failure_changes(bounded_error(error))) == 1

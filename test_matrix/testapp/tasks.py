@@ -261,3 +261,11 @@ def record_slot(label="slot"):
     task = Task.objects.get(pk=current_request().id)
     late = (task.created_at - task.eta).total_seconds()
     _record(f"{label} {task.eta.isoformat()} {late} {task.pk}")
+
+
+@shared_task(bind=True, max_retries=1)
+def retry_once(self, key):
+    """Ask for one retry, then succeed."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    _record(str(key))

@@ -30,6 +30,13 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
+def positive_minutes(value: str) -> int:
+    minutes = int(value)
+    if not 0 < minutes <= 24 * 60:
+        raise ValueError("must be a number of minutes from 1 to 1440")
+    return minutes
+
+
 def printable(text: str) -> str:
     """Return ``text`` with backslashes and every control or format character escaped.
 
@@ -133,6 +140,24 @@ def render_schedules(statuses: list[schedules.Status]) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def render_history(entries: list[Mapping[str, Any]]) -> str:
+    """The last minutes for a human, oldest first, in this machine's time zone."""
+    rows = [
+        [
+            datetime.fromisoformat(entry["minute"]).astimezone().strftime("%H:%M"),
+            entry["succeeded"],
+            entry["failed"],
+            entry["retried"],
+            entry["expired"],
+            "—" if entry["pending"] is None else entry["pending"],
+            "—" if entry["oldest_pending_age"] is None else f"{entry['oldest_pending_age']:.1f}s",
+        ]
+        for entry in entries
+    ]
+    headers = ["minute", "succeeded", "failed", "retried", "expired", "pending", "oldest"]
+    return "\n".join(table(headers, rows)) + "\n"
+
+
 class Command(BaseCommand):
     help = (
         "Print taskq's metrics: task counts by state, queue and task name, the age of the "
@@ -160,12 +185,25 @@ class Command(BaseCommand):
             help="Seconds between two readings with --watch (default: 2).",
         )
         parser.add_argument(
+            "--history",
+            type=positive_minutes,
+            default=None,
+            metavar="MINUTES",
+            help="Print what the workers did in each of the last MINUTES minutes instead: "
+            "tasks succeeded, failed, retried and expired, the backlog and its oldest age.",
+        )
+        parser.add_argument(
             "--database",
             default=None,
             help="Database alias of the task table (default: what DATABASE_ROUTERS say).",
         )
 
     def render(self, options: Mapping[str, Any]) -> str:
+        if options["history"]:
+            entries = metrics.history(options["history"], using=options["database"])
+            if options["json"]:
+                return json.dumps(entries, indent=2) + "\n"
+            return render_history(entries)
         snap = metrics.snapshot(options["database"])
         if options["json"]:
             return json.dumps(snap, indent=2, sort_keys=True) + "\n"
