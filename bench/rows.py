@@ -10,7 +10,7 @@ from __future__ import annotations
 
 COLUMNS = (
     "name, queue, priority, args, kwargs, eta, retries, version, state, error, created_at, "
-    "failed_at, cancel_requested_by"
+    "failed_at, cancel_requested_by, unique_key"
 )
 #: Seconds from now of each kind's ETA, before ``n % 86400`` seconds are added.
 KINDS = {
@@ -46,7 +46,7 @@ def insert_sql(vendor: str, table: str, count: int, kind: str, *, mixed: bool) -
     failed_at = now if kind == "failed" else "NULL"
     select = (
         f"SELECT 'bench.record', {queue}, {priority}, '[]', '{{}}', {eta}, 0, 0, {state}, "
-        f"{error}, {now}, {failed_at}, ''"
+        f"{error}, {now}, {failed_at}, '', ''"
     )
     if vendor == "postgresql":
         return (
