@@ -49,18 +49,9 @@ def analyze() -> None:
 def claim_latencies(claims: int) -> dict[str, Any]:
     """Claim and complete ``claims`` tasks of queue ``default``; return claim p50/p99."""
     from taskq.backends import get_strategy
-    from taskq.models import Worker
 
     strategy = get_strategy()
-    now = timezone.now()
-    worker = Worker.objects.create(
-        ident=f"bench-depth:{os.getpid()}:{time.time()}",
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        queues="default",
-        started_at=now,
-        heartbeat=now,
-    )
+    worker = worker_row("bench-depth")
     samples = []
     for i in range(WARMUP + claims):
         start = time.perf_counter()
@@ -110,3 +101,18 @@ def measure(
         "p99_ratio": deep["p99_ms"] / empty["p99_ms"],
         "admin_pages": pages,
     }
+
+
+def worker_row(label: str) -> Any:
+    """Write the worker row a measurement's claims name (queue ``default``)."""
+    from taskq.models import Worker
+
+    now = timezone.now()
+    return Worker.objects.create(
+        ident=f"{label}:{os.getpid()}:{time.time()}",
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues="default",
+        started_at=now,
+        heartbeat=now,
+    )

@@ -19,8 +19,6 @@ milliseconds) is asked again at once and only the claim that succeeded is timed.
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -29,9 +27,8 @@ from typing import Any
 
 from django.db import connection
 from django.test import override_settings
-from django.utils import timezone
 
-from bench.depth import analyze, fill
+from bench.depth import analyze, fill, worker_row
 from bench.latency import percentile
 from bench.target import Target
 
@@ -117,22 +114,14 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 def measure(target: Target, claims: int) -> dict[str, Any]:
     from taskq import queues
-    from taskq.models import Queue, Worker
+    from taskq.models import Queue
 
     target.clear()
     Queue.objects.all().delete()
     per_slice = max(1, claims // ROUNDS)
     fill("due", 3 * (len(CASES) * (per_slice * ROUNDS + WARMUP)))  # a third in "default"
     analyze()
-    now = timezone.now()
-    worker = Worker.objects.create(
-        ident=f"bench-limits:{os.getpid()}:{time.time()}",
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        queues="default",
-        started_at=now,
-        heartbeat=now,
-    )
+    worker = worker_row("bench-limits")
     samples: dict[str, list[float]] = {case: [] for case in CASES}
     retries = dict.fromkeys(CASES, 0)
     for round_ in range(ROUNDS + 1):  # round 0 warms every case up
