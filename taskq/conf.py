@@ -3,8 +3,12 @@
 Each ``TASKQ_*`` setting is declared once below, with its default, the validator that
 turns a raw value into a typed one (or raises ``ImproperlyConfigured`` naming the
 setting, the value and what was expected) and the line the README's settings table
-shows; the system checks and a test of that table read the same declarations. Nothing
-is cached, so ``override_settings`` works in tests.
+shows; the system checks and a test of that table read the same declarations.
+
+A value is validated once and kept until Django says a setting changed
+(``setting_changed``, which ``override_settings`` sends): the worker reads settings
+around every task, and reading an unset name from Django's settings raises and catches
+an ``AttributeError`` each time.
 """
 
 from __future__ import annotations
@@ -16,12 +20,22 @@ from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 from taskq.names import QUEUE_MAX_LENGTH
 from taskq.schedules import Entry, parse_schedule
 
 T = TypeVar("T")
 _MISSING = object()
+#: Validated values by setting name; emptied whenever a setting changes.
+_values: dict[str, Any] = {}
+
+
+def _forget_values(**kwargs: Any) -> None:
+    _values.clear()
+
+
+setting_changed.connect(_forget_values, dispatch_uid="taskq.conf")
 
 
 class Setting(Generic[T]):
@@ -45,10 +59,14 @@ class Setting(Generic[T]):
     def __get__(self, instance: object | None, owner: type | None = None) -> T | Setting[T]:
         if instance is None:
             return self
+        try:
+            return _values[self.name]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
         value = getattr(django_settings, self.name, _MISSING)
-        if value is _MISSING:
-            return self.default
-        return self.validate(self.name, value)
+        value = self.default if value is _MISSING else self.validate(self.name, value)
+        _values[self.name] = value
+        return value
 
     @property
     def default_text(self) -> str:

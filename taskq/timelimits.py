@@ -112,6 +112,8 @@ class CurrentRun:
         #: Who asked to cancel the body, and when (``time.monotonic()``) it was noticed.
         self.cancel_by: str | None = None
         self.cancel_noticed = 0.0
+        #: Whether the ``SIGALRM`` timer is set (disarmed as the body ends).
+        self.armed = False
 
     # The main thread ----------------------------------------------------------------
 
@@ -127,7 +129,8 @@ class CurrentRun:
             self.cancel_by = None
             self.interruptible = interruptible
             self.started = time.monotonic()
-        previous = signal.signal(signal.SIGALRM, self.on_alarm) if interruptible else None
+        if interruptible:
+            self.install()
         try:
             self.in_body = True
             if interruptible:
@@ -138,21 +141,26 @@ class CurrentRun:
             # the body has ended anyway, and the cleanup must run to its end.
             while True:
                 try:
-                    self.leave(previous)
+                    self.leave()
                     break
                 except (Interrupted, SoftTimeLimitExceeded):
                     continue
 
-    def leave(self, previous: Any) -> None:
+    def install(self) -> None:
+        """Make ``on_alarm`` the ``SIGALRM`` handler, unless it is already (a task may
+        have put its own in place). It stays between bodies, where it drops a late
+        signal: the default handler would end the process."""
+        if signal.getsignal(signal.SIGALRM) != self.on_alarm:
+            signal.signal(signal.SIGALRM, self.on_alarm)
+
+    def leave(self) -> None:
         self.in_body = False
-        if self.interruptible:
+        if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            self.armed = False
         with self.lock:
-            # From here on the heartbeat sends no signal, so the previous handler (often
-            # the default one, which would end the process) may come back.
+            # From here on the heartbeat sends no signal.
             self.claim = None
-        if self.interruptible and previous is not None:
-            signal.signal(signal.SIGALRM, previous)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -161,9 +169,13 @@ class CurrentRun:
         """Set the timer for the next limit still to come, if any."""
         elapsed = self.elapsed()
         if self.soft is not None and not self.soft_raised and self.soft < (self.hard or 1e300):
-            signal.setitimer(signal.ITIMER_REAL, max(self.soft - elapsed, 1e-3))
+            self.set_timer(max(self.soft - elapsed, 1e-3))
         elif self.hard is not None:
-            signal.setitimer(signal.ITIMER_REAL, max(self.hard - elapsed, 1e-3))
+            self.set_timer(max(self.hard - elapsed, 1e-3))
+
+    def set_timer(self, seconds: float) -> None:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        self.armed = True
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if not self.in_body:
@@ -172,7 +184,7 @@ class CurrentRun:
             raise CancelRequested(self.cancel_by)
         elapsed = self.elapsed()
         if self.hard is not None and elapsed >= self.hard - 1e-3:
-            signal.setitimer(signal.ITIMER_REAL, REPEAT_INTERRUPT)
+            self.set_timer(REPEAT_INTERRUPT)
             raise HardTimeLimit(self.hard)
         if self.soft is not None and not self.soft_raised and elapsed >= self.soft - 1e-3:
             self.soft_raised = True

@@ -107,12 +107,28 @@ def log_of(process: subprocess.Popen[bytes]) -> str:
     return process.log.read_text(errors="replace")  # type: ignore[attr-defined]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keep each phase's report on the test item, for fixtures that look at the outcome."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def workers(transactional_db: None, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    """Real worker processes; every one still running at the end is killed."""
+def workers(
+    transactional_db: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[WorkerProcesses]:
+    """Real worker processes; every one still running at the end is killed. When the
+    test failed, their logs are printed (pytest shows them under the failure)."""
     processes = WorkerProcesses(tmp_path / "record.txt", tmp_path)
     yield processes
     processes.stop_all()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for process in processes.started:
+            print(f"---- worker {process.pid} (exit {process.returncode}) ----")
+            print(log_of(process)[-20_000:])
 
 
 @pytest.fixture

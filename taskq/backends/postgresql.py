@@ -146,6 +146,7 @@ class PostgreSQLEngine(Engine):
     """PostgreSQL's engine: ``COPY``, ``UNNEST``, estimates, ``NOTIFY`` on insert."""
 
     can_listen = psycopg is not None  # psycopg2 has no notify handlers: workers poll
+    claim_plan_follows_statistics = True
     can_copy = psycopg is not None  # psycopg 3's Cursor.copy; Django picks it if installed
     can_unnest = True
     can_estimate_count = True
