@@ -47,7 +47,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Worker processes started by the tests read these from their environment.
 TASKQ_CLAIM_STRATEGY = os.environ.get("TASKQ_CLAIM_STRATEGY") or None
 TASKQ_HEARTBEAT_INTERVAL = 0.5
-TASKQ_DIRTY_AFTER = 3
+TASKQ_DIRTY_AFTER = float(os.environ.get("TASKQ_TEST_DIRTY_AFTER", "3"))
 TASKQ_POLL_INTERVAL = float(os.environ.get("TASKQ_TEST_POLL_INTERVAL", "0.05"))
 TASKQ_KEEP_CONNECTIONS = os.environ.get("TASKQ_TEST_KEEP_CONNECTIONS", "1") == "1"
 TASKQ_TIME_LIMIT = (
