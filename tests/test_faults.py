@@ -279,9 +279,9 @@ def test_workers_with_wrong_clocks_judge_time_by_the_database(workers):
 
 
 def test_a_long_task_on_a_busy_machine_is_never_shown_dirty(workers):
-    """A 60 s task while two other workers drain a queue flat out: its worker keeps
-    beating, so it stays active the whole time."""
-    slow.apply_async(("long", 60), queue="long")
+    """A 20 s task (several times the dirty-after) while two other workers drain a
+    queue flat out: its worker keeps beating, so it stays active the whole time."""
+    slow.apply_async(("long", 20), queue="long")
     long_runner = workers.start("-Q", "long", "-l", "WARNING")
     workers.wait_for_record("start long")
     enqueue_keys(20_000)
