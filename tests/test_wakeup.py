@@ -86,6 +86,6 @@ def test_postgresql_claims_are_prepared_statements_unless_turned_off(prepared):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-            ["%SKIP LOCKED%"],
+            ["%taskq_claim(%"],
         )
         assert cursor.fetchone()[0] == (1 if prepared else 0)

@@ -44,6 +44,8 @@ class Engine:
     create_wakeup_sql = ""
     #: The SQL that drops that trigger.
     drop_wakeup_sql = ""
+    #: The SQL that drops the claim functions (``claim_functions_sql``).
+    drop_claim_functions_sql = ""
     #: The literal SQL writes true as (a boolean column compared with it).
     true_sql = "1"
     #: What ends a SELECT that must see rows committed after its transaction's snapshot?
@@ -90,6 +92,15 @@ class Engine:
     def analyze_sql(self, table: str) -> str:
         """The statement that refreshes the optimizer's statistics of ``table`` ("":
         the database keeps none that taskq's statements depend on)."""
+        return ""
+
+    def claim_functions_sql(self) -> str:
+        """The SQL that creates the functions the claim and the next-ETA query run in,
+        where the database needs them to pin their plans ("": it does not)."""
+        return ""
+
+    def installed_claim_functions_sql(self) -> str:
+        """The definitions of those functions as the database holds them now."""
         return ""
 
     def claim_plan(self, queues: Sequence[str]) -> str | None:

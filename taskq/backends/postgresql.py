@@ -33,12 +33,12 @@ from django.db.models import Field, QuerySet
 
 from taskq.alarm import Alarm
 from taskq.backends.base import Claim
-from taskq.backends.claim import open_queues_sql, update_returning_sql
+from taskq.backends.claim import open_queues_sql, order_sql, update_returning_sql
 from taskq.backends.engine import Engine
 from taskq.backends.errors import MIGRATE, ErrorKind, Verdict, driver_error
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.conf import settings
-from taskq.models import Queue, Task
+from taskq.models import CLAIM_FIELDS, CLAIM_ORDER, Queue, Task
 
 if TYPE_CHECKING:
     from taskq.bulk_insert import BulkInsert
@@ -105,40 +105,156 @@ TABLE_TUNING = {
 }
 
 
-@lru_cache
-def _claim_sql(quote: Callable[[str], str], queue_count: int, held_count: int = 0) -> str:
-    """Return the claim for ``queue_count`` queues; only placeholders carry values: the
-    worker, the queues, the task names held back, and the queues again for the test
-    that none is paused."""
-    # SKIP LOCKED: a row another worker is claiming is passed over, not waited for.
-    return update_returning_sql(
-        quote,
-        CLOCK,
-        queue_count,
-        false="false",
-        lock="FOR UPDATE SKIP LOCKED",
-        also=open_queues_sql(quote, queue_count, true="true"),
-        held_count=held_count,
+#: The claim as a function of the database, with the planner settings that pin its plan.
+CLAIM_FUNCTION = "taskq_claim"
+#: The idle worker's question (``next_due_in``) as a function, under the same settings.
+NEXT_DUE_FUNCTION = "taskq_next_due"
+#: Inside those functions only: no plan but a walk of an index in the claim's order.
+PLANNER_SETTINGS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_sort": "off",
+    # A plan priced out by the settings above (several queues still sort) costs more
+    # than jit_above_cost: compiling it would cost more than running it.
+    "jit": "off",
+}
+
+
+def _function_claims(quote: Callable[[str], str]) -> tuple[str, str]:
+    """The claim function's two statements, for one queue and for several: the one
+    claim definition (pause test and held-back names included) over the function's
+    arguments ``p_worker``, ``p_queues`` and ``p_held``.
+
+    One queue: an equality, so that the claim index is read in the claim's order and
+    its first row is the answer. Several: the same read for each queue (a lateral
+    join), and the best of those first rows; any other plan reads every due row of
+    the queues and sorts them. Each queue's first row is locked until the statement
+    ends; the others skip it meanwhile, as they skip a row being claimed.
+    """
+    held = f"{quote('name')} <> ALL(p_held)"
+    also = f"{held} AND {open_queues_sql(quote, 1, true='true')}"
+    claim = update_returning_sql(
+        quote, CLOCK, 1, false="false", lock="FOR UPDATE SKIP LOCKED", also=also
+    )
+    worker, queue, paused = (f"{quote(c)} = %s" for c in ("worker_id", "queue", "name"))
+    assert claim.count("%s") == 3 and all(p in claim for p in (worker, queue, paused)), claim
+    claim = claim.replace(worker, f"{quote('worker_id')} = p_worker")
+    claim = claim.replace(paused, f"{quote('name')} = ANY(p_queues)")
+    one = claim.replace(queue, f"{quote('queue')} = p_queues[1]")
+    # The sub-select of the one-queue claim, for each queue of the list.
+    pk = quote("id")
+    start = one.index(f"WHERE {pk} = (") + len(f"WHERE {pk} = (")
+    end = one.index(") RETURNING ")
+    first_of_each = (
+        one[start:end]
+        .replace(f"SELECT {pk} FROM", f"SELECT {_claim_order_columns(quote)} FROM", 1)
+        .replace(f"{quote('queue')} = p_queues[1]", f"{quote('queue')} = listed.queue")
+    )
+    chosen = (
+        f"SELECT {pk} FROM unnest(p_queues) AS listed(queue) "
+        f"CROSS JOIN LATERAL ({first_of_each}) AS first_rows "
+        f"ORDER BY {order_sql(quote)} LIMIT 1"
+    )
+    several = one[:start] + chosen + one[end:]
+    return one, several
+
+
+def _claim_order_columns(quote: Callable[[str], str]) -> str:
+    """The primary key and the columns of ``CLAIM_ORDER``, as a select list."""
+    names = dict.fromkeys(["id", *(name.lstrip("-") for name in CLAIM_ORDER)])
+    return ", ".join(quote(name) for name in names)
+
+
+def _settings_sql() -> str:
+    return " ".join(f"SET {name} = {value}" for name, value in PLANNER_SETTINGS.items())
+
+
+def claim_function_sql(connection: BaseDatabaseWrapper) -> str:
+    """Return the ``CREATE OR REPLACE FUNCTION`` of the claim (``taskq_claim(worker,
+    queues, held)``), rendered from the one claim definition (``taskq.backends.claim``).
+
+    Why a function: PostgreSQL takes no hint, and the planner costs an index by the
+    pages it expects to read per row. In a queue table the claim index bloats with dead
+    entries (one per task, until a vacuum), and statistics taken while few tasks waited
+    expect a row or two: a scan of another index and a sort then look cheaper than the
+    claim index, and read every queued row on every claim. A function's ``SET`` clauses
+    hold only while it runs, and its plans are made (and made again after an
+    ``ANALYZE``) under them: with sequential scans, bitmap scans and sorts priced out,
+    the one plan left is the claim index read in the claim's order, whatever the
+    statistics say. The body is PL/pgSQL so that its plans are cached per session, as
+    the prepared claim's were. A change to the claim definition needs a migration that
+    runs this again; ``tests/test_claim_plan.py`` compares the installed body with it.
+    """
+    quote = connection.ops.quote_name
+    one, several = _function_claims(quote)
+    names = [*CLAIM_FIELDS, "expired"]
+    types = [
+        *(_type_without_size(Task._meta.get_field(n), connection) for n in CLAIM_FIELDS),
+        "boolean",
+    ]
+    result = ", ".join(f"claimed_{n} {t}" for n, t in zip(names, types, strict=True))
+    selected = ", ".join(f"claimed.{n}::{t}" for n, t in zip(names, types, strict=True))
+    claimed = f"claimed ({', '.join(names)})"
+    return (
+        f"CREATE OR REPLACE FUNCTION {CLAIM_FUNCTION}(p_worker bigint, p_queues text[], "
+        f"p_held text[]) RETURNS TABLE ({result}) "
+        f"LANGUAGE plpgsql VOLATILE {_settings_sql()} AS $claim$\n"
+        "BEGIN\n"
+        "  IF cardinality(p_queues) = 1 THEN\n"
+        f"    RETURN QUERY WITH {claimed} AS ({one})\n    SELECT {selected} FROM claimed;\n"
+        "  ELSE\n"
+        f"    RETURN QUERY WITH {claimed} AS ({several})\n    SELECT {selected} FROM claimed;\n"
+        "  END IF;\n"
+        "END\n$claim$"
     )
 
 
+def next_due_sql(quote: Callable[[str], str]) -> str:
+    """``ClaimStrategy.next_due_query`` over the arguments ``p_queues`` and ``p_within``
+    (seconds): the ``(state, eta)`` index read in ETA order."""
+    table, state, queue, eta = (quote(n) for n in (Task._meta.db_table, "state", "queue", "eta"))
+    return (
+        f"SELECT {eta}, {CLOCK} FROM {table} WHERE {state} = {Task.State.QUEUED:d} "
+        f"AND {queue} = ANY(p_queues) AND {eta} > {CLOCK} "
+        f"AND {eta} <= {CLOCK} + p_within * interval '1 second' ORDER BY {eta} LIMIT 1"
+    )
+
+
+def next_due_function_sql(connection: BaseDatabaseWrapper) -> str:
+    """Return the ``CREATE OR REPLACE FUNCTION`` of ``taskq_next_due(queues, within)``."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {NEXT_DUE_FUNCTION}(p_queues text[], p_within float8) "
+        "RETURNS TABLE (next_eta timestamptz, now timestamptz) "
+        f"LANGUAGE plpgsql STABLE {_settings_sql()} AS $next$\n"
+        f"BEGIN\n  RETURN QUERY {next_due_sql(connection.ops.quote_name)};\nEND\n$next$"
+    )
+
+
+DROP_CLAIM_FUNCTIONS = (
+    f"DROP FUNCTION IF EXISTS {CLAIM_FUNCTION}(bigint, text[], text[]); "
+    f"DROP FUNCTION IF EXISTS {NEXT_DUE_FUNCTION}(text[], float8)"
+)
+#: What the strategy sends: the claim function, its arguments the worker, the queues
+#: and the names held back.
+CALL_CLAIM = f"SELECT * FROM {CLAIM_FUNCTION}(%s, %s, %s)"
+#: The idle worker's question, as the strategy sends it.
+CALL_NEXT_DUE = f"SELECT * FROM {NEXT_DUE_FUNCTION}(%s, %s)"
+
+
 @lru_cache
-def _complete_and_claim_sql(
-    quote: Callable[[str], str], queue_count: int, held_count: int = 0
-) -> str:
+def _complete_and_claim_sql(quote: Callable[[str], str]) -> str:
     """Return the delete of a succeeded task and the next claim as one statement.
 
-    Both run on one snapshot: the deleted row is started, so it is never the claimed
-    one. The outer select returns exactly one row, whether or not a task was claimed:
-    the count of deleted rows (0 if the claim on it was lost), then the claim or NULLs.
+    The outer select returns exactly one row, whether or not a task was claimed: the
+    count of deleted rows (0 if the claim on it was lost), then the claim or NULLs. The
+    deleted row is started, so it is never the claimed one.
     """
     table = quote(Task._meta.db_table)
     return (
         f"WITH done AS (DELETE FROM {table} WHERE id = %s AND version = %s "
-        f"AND state = {Task.State.STARTED:d} RETURNING 1), "
-        f"claimed AS ({_claim_sql(quote, queue_count, held_count)}) "
+        f"AND state = {Task.State.STARTED:d} RETURNING 1) "
         f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
-        f"LEFT JOIN claimed ON true"
+        f"LEFT JOIN {CLAIM_FUNCTION}(%s, %s, %s) AS claimed ON true"
     )
 
 
@@ -147,6 +263,8 @@ class PostgreSQLEngine(Engine):
 
     can_listen = psycopg is not None  # psycopg2 has no notify handlers: workers poll
     claim_plan_follows_statistics = True
+    claim_plan_is_pinned = True  # the claim functions' planner settings
+    drop_claim_functions_sql = DROP_CLAIM_FUNCTIONS
     can_copy = psycopg is not None  # psycopg 3's Cursor.copy; Django picks it if installed
     can_unnest = True
     can_estimate_count = True
@@ -204,12 +322,46 @@ class PostgreSQLEngine(Engine):
     def analyze_sql(self, table: str) -> str:
         return f"ANALYZE {self.connection.ops.quote_name(table)}"
 
+    def claim_functions_sql(self) -> str:
+        return f"{claim_function_sql(self.connection)};\n{next_due_function_sql(self.connection)}"
+
+    def installed_claim_functions_sql(self) -> str:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname IN (%s, %s) "
+                "ORDER BY proname = %s",
+                [CLAIM_FUNCTION, NEXT_DUE_FUNCTION, NEXT_DUE_FUNCTION],
+            )
+            return ";\n".join(row[0] for row in cursor.fetchall())
+
     def claim_plan(self, queues: Sequence[str]) -> str | None:
-        """EXPLAIN the claim as the worker sends it for ``queues``."""
-        sql = _claim_sql(self.connection.ops.quote_name, len(queues))
+        """EXPLAIN the claim function's statement for ``queues`` under the planner
+        settings the installed function has (read from ``pg_proc``), as it plans it."""
+        one, several = _function_claims(self.connection.ops.quote_name)
+        sql = (one if len(queues) == 1 else several).replace("p_worker", "%s::bigint")
+        sql = sql.replace("p_queues[1]", "%s").replace("p_queues", "%s::text[]")
+        sql = sql.replace("p_held", "%s::text[]")
+        queue: Any = queues[0] if len(queues) == 1 else list(queues)
         with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN {sql}", [None, *queues, *queues])
+            self._use_function_settings(cursor, CLAIM_FUNCTION)
+            cursor.execute(f"EXPLAIN {sql}", [None, queue, [], list(queues)])
             return "\n".join(row[0] for row in cursor.fetchall())
+
+    def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
+        """EXPLAIN the next-ETA function's statement under its planner settings."""
+        sql = next_due_sql(self.connection.ops.quote_name)
+        sql = sql.replace("p_queues", "%s").replace("p_within", "%s")
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
+            self._use_function_settings(cursor, NEXT_DUE_FUNCTION)
+            cursor.execute(f"EXPLAIN {sql}", [list(queues), within])
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    def _use_function_settings(self, cursor: Any, function: str) -> None:
+        """Apply the installed ``function``'s planner settings to this transaction."""
+        cursor.execute("SELECT unnest(proconfig) FROM pg_proc WHERE proname = %s", [function])
+        for (setting,) in cursor.fetchall():
+            name, value = setting.split("=", 1)
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
     def lock_for_pause(self, cursor: Any) -> None:
         """Every claim reads the queue table, and so holds its ``ACCESS SHARE`` lock to
@@ -275,7 +427,7 @@ class PostgreSQLEngine(Engine):
         stays small and is planned in no time, however many rows a batch has.
         """
         connection = self.connection
-        arrays = ", ".join(f"(%s)::{_array_type(f, connection)}[]" for f in bulk.call_fields)
+        arrays = ", ".join(f"(%s)::{_type_without_size(f, connection)}[]" for f in bulk.call_fields)
         selected = ", ".join(["rows.*", *bulk.default_literals()])
         sql = (
             f"INSERT INTO {bulk.table} ({bulk.columns}) "
@@ -291,9 +443,10 @@ class PostgreSQLEngine(Engine):
                 cursor.execute(sql, columns)
 
 
-def _array_type(target: Field[Any, Any], connection: BaseDatabaseWrapper) -> str:
+def _type_without_size(target: Field[Any, Any], connection: BaseDatabaseWrapper) -> str:
     """The column's type without its size (``varchar``, not ``varchar(200)``), as Django's
-    own ``UNNEST`` does: the values were checked already, and nothing is cut."""
+    own ``UNNEST`` does and as a function's result declares it: the values were checked
+    already, and nothing is cut."""
     return cast(str, target.db_type(connection)).split("(")[0]
 
 
@@ -317,22 +470,31 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         self.prepares_claims = self.prepares_claims and settings.PREPARED_STATEMENTS
 
     def claim(self, queues: Sequence[str], worker_id: int) -> Claim | None:
-        held = self.held_back
-        sql = _claim_sql(self.connection.ops.quote_name, len(queues), len(held))
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [worker_id, *queues, *held, *queues])
+            cursor.execute(CALL_CLAIM, [worker_id, list(queues), list(self.held_back)])
             row = cursor.fetchone()
         return None if row is None else Claim.from_row(row)
 
     def complete_and_claim(
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
-        held = self.held_back
-        sql = _complete_and_claim_sql(self.connection.ops.quote_name, len(queues), len(held))
+        sql = _complete_and_claim_sql(self.connection.ops.quote_name)
+        params = [done.id, done.version, worker_id, list(queues), list(self.held_back)]
         with self.prepared_cursor() as cursor:
-            cursor.execute(sql, [done.id, done.version, worker_id, *queues, *held, *queues])
+            cursor.execute(sql, params)
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
+
+    def next_due_in(self, queues: Sequence[str], within: float) -> float | None:
+        """``ClaimStrategy.next_due_in`` through ``taskq_next_due``, whose plan reads
+        the ``(state, eta)`` index whatever the statistics say."""
+        with self.prepared_cursor() as cursor:
+            cursor.execute(CALL_NEXT_DUE, [list(queues), float(within)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        eta, now = row
+        return max(0.0, (eta - now).total_seconds())
 
     @contextmanager
     def prepared_cursor(self) -> Iterator[Any]:
@@ -408,6 +570,7 @@ PG_BUSY = {"40001", "40P01", "55P03", "57014"}
 PG_ADVICE = {
     "42P01": MIGRATE,  # undefined_table
     "42703": MIGRATE,  # undefined_column
+    "42883": MIGRATE,  # undefined_function: the claim functions of migration 0014
     "3D000": "create the database, or fix NAME in DATABASES",  # invalid_catalog_name
     "25006": "the server or this session is read-only (a standby, or default_transaction_"
     "read_only): point DATABASES at the primary",
