@@ -113,9 +113,11 @@ def main(argv: list[str]) -> None:
         rounds = results[revision]
         rates = " ".join(f"{r['rate']:6.0f}/s" for r in rounds)
         cpus = " ".join(f"{r['cpu_us']:4.0f}" for r in rounds)
+        rate = statistics.median(r["rate"] for r in rounds)
+        cpu = statistics.median(r["cpu_us"] for r in rounds)
         print(
-            f"  {revision:>12} ({commit[:9]}): {rates}  median {statistics.median(r['rate'] for r in rounds):6.0f}/s;"
-            f" CPU µs/task {cpus}  median {statistics.median(r['cpu_us'] for r in rounds):4.0f}"
+            f"  {revision:>12} ({commit[:9]}): {rates}  median {rate:6.0f}/s;"
+            f" CPU µs/task {cpus}  median {cpu:4.0f}"
         )
     print(json.dumps({"database": args.database, "task": args.task, "results": results}))
 
