@@ -60,7 +60,7 @@ class Setting(Generic[T]):
         if instance is None:
             return self
         try:
-            return _values[self.name]  # type: ignore[no-any-return]
+            return _values[self.name]
         except KeyError:
             pass
         value = getattr(django_settings, self.name, _MISSING)

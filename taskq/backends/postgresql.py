@@ -188,10 +188,8 @@ def claim_function_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     one, several = _function_claims(quote)
     names = [*CLAIM_FIELDS, "expired"]
-    types = [
-        *(_type_without_size(Task._meta.get_field(n), connection) for n in CLAIM_FIELDS),
-        "boolean",
-    ]
+    fields = [cast(Field[Any, Any], Task._meta.get_field(name)) for name in CLAIM_FIELDS]
+    types = [*(_type_without_size(field, connection) for field in fields), "boolean"]
     result = ", ".join(f"claimed_{n} {t}" for n, t in zip(names, types, strict=True))
     selected = ", ".join(f"claimed.{n}::{t}" for n, t in zip(names, types, strict=True))
     claimed = f"claimed ({', '.join(names)})"
