@@ -45,36 +45,55 @@ LIMITS: dict[str, dict[str, Any]] = {
 @contextmanager
 def without_pause_test() -> Iterator[None]:
     """Render every claim with ``CAST(%s AS CHAR(100)) IS NOT NULL`` per queue instead
-    of the pause test:
-    the same parameters, no read of the queue table."""
-    from taskq.backends import claim, engine, mysql, postgresql, sqlite
+    of the pause test: the same parameters, no read of the queue table. PostgreSQL's
+    claim is a function of the database: it is installed again without the test, and
+    back with it at the end."""
+    from taskq.backends import engine, mysql, sqlite
 
     def trivial(quote: Any, queue_count: int, **kwargs: Any) -> str:
         return " AND ".join(["CAST(%s AS CHAR(100)) IS NOT NULL"] * queue_count)
 
     def clear() -> None:
-        for cached in (
-            postgresql._claim_sql,
-            postgresql._complete_and_claim_sql,
-            sqlite._claim_sql,
-            sqlite._driver_sql,
-        ):
+        for cached in (sqlite._claim_sql, sqlite._driver_sql):
             cached.cache_clear()
 
-    saved = (postgresql.open_queues_sql, sqlite.open_queues_sql, mysql.open_queues_share_locked_sql)
+    saved = (sqlite.open_queues_sql, mysql.open_queues_share_locked_sql)
     saved_engine = engine.Engine.open_queues_sql
-    postgresql.open_queues_sql = sqlite.open_queues_sql = trivial  # type: ignore[assignment]
+    sqlite.open_queues_sql = trivial  # type: ignore[assignment]
     mysql.open_queues_share_locked_sql = trivial  # type: ignore[assignment]
     engine.Engine.open_queues_sql = lambda self, n: trivial(None, n)  # type: ignore[method-assign]
     clear()
     try:
-        yield
+        with claim_functions_without_pause_test():
+            yield
     finally:
-        postgresql.open_queues_sql, sqlite.open_queues_sql = saved[0], saved[1]
-        mysql.open_queues_share_locked_sql = saved[2]
+        sqlite.open_queues_sql, mysql.open_queues_share_locked_sql = saved
         engine.Engine.open_queues_sql = saved_engine  # type: ignore[method-assign]
         clear()
-        assert claim.open_queues_sql is saved[0]
+
+
+@contextmanager
+def claim_functions_without_pause_test() -> Iterator[None]:
+    """Where the claim is a function of the database, install it without the pause
+    test for the block."""
+    from taskq.backends import engine_for, postgresql
+
+    functions = engine_for(connection).claim_functions_sql()
+    if not functions:
+        yield
+        return
+    quote = connection.ops.quote_name
+    pause_test = postgresql.open_queues_sql(quote, 1, true="true").replace(
+        f"{quote('name')} = %s", f"{quote('name')} = ANY(p_queues)"
+    )
+    assert pause_test in functions
+    with connection.cursor() as cursor:
+        cursor.execute(functions.replace(pause_test, "true"))
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(functions)
 
 
 def claims_of(case: str, count: int, worker_id: int, samples: list[float]) -> int:

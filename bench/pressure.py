@@ -36,12 +36,12 @@ from bench import databases
 from bench.drain import check_records
 from bench.target import Target
 from bench.workers import Workers
-from taskq.backends.postgresql import _claim_sql
+from taskq.backends.postgresql import CALL_CLAIM
 
 #: Seconds between two probe claims, and between two samples of the table.
 PROBE_EVERY = 0.05
 #: The claim as workers send it (the worker NULL: rolled back, so nobody is claimed).
-PROBE_SQL = _claim_sql(lambda name: f'"{name}"', 1).replace("%s", "%s")
+PROBE_SQL = CALL_CLAIM
 SAMPLE_EVERY = 0.5
 
 
@@ -81,7 +81,7 @@ class Prober(threading.Thread):
             while not self.stopped.wait(PROBE_EVERY):
                 with driver.transaction(force_rollback=True):
                     started = time.perf_counter()
-                    driver.execute(PROBE_SQL, [None, "default", "default"]).fetchall()
+                    driver.execute(PROBE_SQL, [None, ["default"], []]).fetchall()
                     self.samples.append((time.monotonic(), time.perf_counter() - started))
         finally:
             driver.close()

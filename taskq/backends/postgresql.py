@@ -117,6 +117,10 @@ PLANNER_SETTINGS = {
     # A plan priced out by the settings above (several queues still sort) costs more
     # than jit_above_cost: compiling it would cost more than running it.
     "jit": "off",
+    # Plan once per session (and again after an ANALYZE), not per call: the one plan
+    # left does not depend on the arguments, and planning costs about as much as the
+    # claim itself.
+    "plan_cache_mode": "force_generic_plan",
 }
 
 
@@ -188,7 +192,7 @@ def claim_function_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     one, several = _function_claims(quote)
     names = [*CLAIM_FIELDS, "expired"]
-    fields = [cast(Field[Any, Any], Task._meta.get_field(name)) for name in CLAIM_FIELDS]
+    fields = [cast("Field[Any, Any]", Task._meta.get_field(name)) for name in CLAIM_FIELDS]
     types = [*(_type_without_size(field, connection) for field in fields), "boolean"]
     result = ", ".join(f"claimed_{n} {t}" for n, t in zip(names, types, strict=True))
     selected = ", ".join(f"claimed.{n}::{t}" for n, t in zip(names, types, strict=True))
@@ -333,33 +337,36 @@ class PostgreSQLEngine(Engine):
             return ";\n".join(row[0] for row in cursor.fetchall())
 
     def claim_plan(self, queues: Sequence[str]) -> str | None:
-        """EXPLAIN the claim function's statement for ``queues`` under the planner
-        settings the installed function has (read from ``pg_proc``), as it plans it."""
+        """EXPLAIN the claim function's statement for ``queues`` as the function plans
+        it: a generic plan, under the settings the installed function has."""
         one, several = _function_claims(self.connection.ops.quote_name)
-        sql = (one if len(queues) == 1 else several).replace("p_worker", "%s::bigint")
-        sql = sql.replace("p_queues[1]", "%s").replace("p_queues", "%s::text[]")
-        sql = sql.replace("p_held", "%s::text[]")
-        queue: Any = queues[0] if len(queues) == 1 else list(queues)
-        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
-            self._use_function_settings(cursor, CLAIM_FUNCTION)
-            cursor.execute(f"EXPLAIN {sql}", [None, queue, [], list(queues)])
-            return "\n".join(row[0] for row in cursor.fetchall())
+        sql = one if len(queues) == 1 else several
+        for name, number in (("p_worker", 1), ("p_queues", 2), ("p_held", 3)):
+            sql = sql.replace(name, f"${number}")
+        arguments = [None, list(queues), []]
+        return self._generic_plan(CLAIM_FUNCTION, sql, "bigint, text[], text[]", arguments)
 
     def next_due_plan(self, queues: Sequence[str], within: float) -> str | None:
-        """EXPLAIN the next-ETA function's statement under its planner settings."""
+        """EXPLAIN the next-ETA function's statement as the function plans it."""
         sql = next_due_sql(self.connection.ops.quote_name)
-        sql = sql.replace("p_queues", "%s").replace("p_within", "%s")
-        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
-            self._use_function_settings(cursor, NEXT_DUE_FUNCTION)
-            cursor.execute(f"EXPLAIN {sql}", [list(queues), within])
-            return "\n".join(row[0] for row in cursor.fetchall())
+        sql = sql.replace("p_queues", "$1").replace("p_within", "$2")
+        return self._generic_plan(NEXT_DUE_FUNCTION, sql, "text[], float8", [list(queues), within])
 
-    def _use_function_settings(self, cursor: Any, function: str) -> None:
-        """Apply the installed ``function``'s planner settings to this transaction."""
-        cursor.execute("SELECT unnest(proconfig) FROM pg_proc WHERE proname = %s", [function])
-        for (setting,) in cursor.fetchall():
-            name, value = setting.split("=", 1)
-            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+    def _generic_plan(self, function: str, sql: str, types: str, arguments: list[Any]) -> str:
+        """The plan ``function`` makes of its statement ``sql`` (parameters ``$1``, …
+        of ``types``): prepared and explained under the installed function's settings."""
+        placeholders = ", ".join(["%s"] * len(arguments))
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
+            cursor.execute("SELECT unnest(proconfig) FROM pg_proc WHERE proname = %s", [function])
+            for (setting,) in cursor.fetchall():
+                name, value = setting.split("=", 1)
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute(f"PREPARE taskq_plan ({types}) AS {sql}")
+            try:
+                cursor.execute(f"EXPLAIN EXECUTE taskq_plan ({placeholders})", arguments)
+                return "\n".join(row[0] for row in cursor.fetchall())
+            finally:
+                cursor.execute("DEALLOCATE taskq_plan")
 
     def lock_for_pause(self, cursor: Any) -> None:
         """Every claim reads the queue table, and so holds its ``ACCESS SHARE`` lock to
