@@ -75,22 +75,25 @@ def worktree(revision: str) -> tuple[str, Path]:
 
 
 def drain(path: Path, commit: str, database: str, task: str, tasks: int) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "BENCH_DATABASE": database,
-        "BENCH_DB_NAME": f"taskq_compare_{commit[:12]}",
-        "BENCH_SQLITE_DIR": str(Path(tempfile.gettempdir()) / f"taskq-compare-{commit[:12]}-db"),
-        "BENCH_RECORD_DIR": tempfile.mkdtemp(prefix="taskq-compare-records-"),
-    }
-    completed = subprocess.run(
-        [sys.executable, "-c", RUNNER, task, str(tasks)],
-        cwd=path,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="taskq-compare-records-") as records:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "BENCH_DATABASE": database,
+            "BENCH_DB_NAME": f"taskq_compare_{commit[:12]}",
+            "BENCH_SQLITE_DIR": str(
+                Path(tempfile.gettempdir()) / f"taskq-compare-{commit[:12]}-db"
+            ),
+            "BENCH_RECORD_DIR": records,
+        }
+        completed = subprocess.run(
+            [sys.executable, "-c", RUNNER, task, str(tasks)],
+            cwd=path,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     result: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
