@@ -14,7 +14,10 @@ task.
 The claim is ``taskq.backends.claim``'s ``UPDATE … RETURNING`` with ``FOR UPDATE SKIP
 LOCKED`` on its sub-select: concurrent workers each lock a different row and never
 wait. ``state`` is a literal there, so the planner can use the partial claim index,
-which holds queued rows only and is read in the claim's order.
+which holds queued rows only and is read in the claim's order. It runs inside a
+function of the database (``taskq_claim``, and ``taskq_next_due`` for the idle worker's
+question), whose planner settings keep statistics from choosing another plan
+(``claim_function_sql`` says why).
 """
 
 from __future__ import annotations
