@@ -54,8 +54,6 @@ class Engine:
     has_partial_failed_index = False
     #: Can the optimizer's statistics change which index the claim reads?
     claim_plan_follows_statistics = False
-    #: Where they can: does the claim name its index, so that they cannot?
-    claim_plan_is_pinned = False
     #: Can a connection pooler that speaks the database's protocol (PgBouncer) stand
     #: between the workers and the server?
     can_pool_connections = False

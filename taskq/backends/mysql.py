@@ -68,7 +68,6 @@ class MySQLEngine(Engine):
         )
 
     claim_plan_follows_statistics = True
-    claim_plan_is_pinned = True  # FORCE INDEX
 
     def analyze_sql(self, table: str) -> str:
         return f"ANALYZE TABLE {self.connection.ops.quote_name(table)}"

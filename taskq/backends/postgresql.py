@@ -268,7 +268,6 @@ class PostgreSQLEngine(Engine):
 
     can_listen = psycopg is not None  # psycopg2 has no notify handlers: workers poll
     claim_plan_follows_statistics = True
-    claim_plan_is_pinned = True  # the claim functions' planner settings
     drop_claim_functions_sql = DROP_CLAIM_FUNCTIONS
     can_copy = psycopg is not None  # psycopg 3's Cursor.copy; Django picks it if installed
     can_unnest = True
