@@ -10,7 +10,8 @@ holds the table ``bench.write`` writes to (``bench/models.py``).
 
 import os
 
-from bench.databases import TASKQ_NAME, django_database
+from bench import databases
+from bench.databases import django_database
 
 BENCH_TARGET = "taskq"
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "sqlite")
@@ -56,7 +57,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": django_database(
         BENCH_DATABASE,
-        TASKQ_NAME,
+        databases.TASKQ_NAME,
         sqlite_options={"timeout": 20, "transaction_mode": "IMMEDIATE"},
         conn_max_age=BENCH_CONN_MAX_AGE,
     )

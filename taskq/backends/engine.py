@@ -44,8 +44,6 @@ class Engine:
     create_wakeup_sql = ""
     #: The SQL that drops that trigger.
     drop_wakeup_sql = ""
-    #: The SQL that drops the claim functions (``claim_functions_sql``).
-    drop_claim_functions_sql = ""
     #: The literal SQL writes true as (a boolean column compared with it).
     true_sql = "1"
     #: What ends a SELECT that must see rows committed after its transaction's snapshot?

@@ -190,7 +190,8 @@ def claim_function_sql(connection: BaseDatabaseWrapper) -> str:
     the one plan left is the claim index read in the claim's order, whatever the
     statistics say. The body is PL/pgSQL so that its plans are cached per session, as
     the prepared claim's were. A change to the claim definition needs a migration that
-    runs this again; ``tests/test_claim_plan.py`` compares the installed body with it.
+    installs this again (``0014_claim_functions`` holds it as it was then);
+    ``tests/test_claim_plan.py`` compares the installed functions with it.
     """
     quote = connection.ops.quote_name
     one, several = _function_claims(quote)
@@ -235,10 +236,6 @@ def next_due_function_sql(connection: BaseDatabaseWrapper) -> str:
     )
 
 
-DROP_CLAIM_FUNCTIONS = (
-    f"DROP FUNCTION IF EXISTS {CLAIM_FUNCTION}(bigint, text[], text[]); "
-    f"DROP FUNCTION IF EXISTS {NEXT_DUE_FUNCTION}(text[], float8)"
-)
 #: What the strategy sends: the claim function, its arguments the worker, the queues
 #: and the names held back.
 CALL_CLAIM = f"SELECT * FROM {CLAIM_FUNCTION}(%s, %s, %s)"
@@ -268,7 +265,6 @@ class PostgreSQLEngine(Engine):
 
     can_listen = psycopg is not None  # psycopg2 has no notify handlers: workers poll
     claim_plan_follows_statistics = True
-    drop_claim_functions_sql = DROP_CLAIM_FUNCTIONS
     can_copy = psycopg is not None  # psycopg 3's Cursor.copy; Django picks it if installed
     can_unnest = True
     can_estimate_count = True
