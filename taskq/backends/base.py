@@ -145,11 +145,15 @@ class ClaimStrategy:
         a poll interval later. The window keeps the scan of the ``(state, eta)`` index
         short, however many tasks wait further in the future.
         """
-        row = self.next_due_query(queues, within).first()
+        row = self.next_due_row(queues, within)
         if row is None:
             return None
         eta, now = row
         return max(0.0, (eta - now).total_seconds())
+
+    def next_due_row(self, queues: Sequence[str], within: float) -> tuple[Any, Any] | None:
+        """(eta, now) of the earliest task falling due within ``within`` seconds."""
+        return cast("tuple[Any, Any] | None", self.next_due_query(queues, within).first())
 
     def next_due_query(self, queues: Sequence[str], within: float) -> Any:
         """The query of ``next_due_in``: (eta, now) of the queued tasks falling due in the

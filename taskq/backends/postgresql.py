@@ -488,16 +488,13 @@ class PostgreSQLStrategy(SkipLockedStrategy):
             deleted, *row = cursor.fetchone()
         return deleted == 1, None if row[0] is None else Claim.from_row(row)
 
-    def next_due_in(self, queues: Sequence[str], within: float) -> float | None:
-        """``ClaimStrategy.next_due_in`` through ``taskq_next_due``, whose plan reads
-        the ``(state, eta)`` index whatever the statistics say."""
+    def next_due_row(self, queues: Sequence[str], within: float) -> tuple[Any, Any] | None:
+        """Through ``taskq_next_due``, whose plan reads the ``(state, eta)`` index
+        whatever the statistics say."""
         with self.prepared_cursor() as cursor:
             cursor.execute(CALL_NEXT_DUE, [list(queues), float(within)])
             row = cursor.fetchone()
-        if row is None:
-            return None
-        eta, now = row
-        return max(0.0, (eta - now).total_seconds())
+        return None if row is None else (row[0], row[1])
 
     @contextmanager
     def prepared_cursor(self) -> Iterator[Any]:
