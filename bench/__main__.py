@@ -9,11 +9,11 @@ database so that an interrupted run keeps what it measured.
 
 Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (no-op
 tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
-(tasks that write one row through the ORM, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
+(tasks that write one row through Django's cursor, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
 beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
 ``bare_write_K_one_commit``, the same write in the claim's commit (``bench/bare.py``
-says which is the floor), and ``body``, the task's own INSERT through the ORM and
+says which is the floor), and ``body``, the task's own INSERT through Django, the ORM and
 through the driver with no queue around it; each drain also samples the database
 connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
 ``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``;

@@ -14,8 +14,10 @@ the database's clock, as taskq's claims do.
   (``UPDATE … WHERE id = (SELECT … INDEXED BY the claim index …) RETURNING``),
   ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
 
-With ``write`` each task also writes one row, the INSERT the ORM sends for
-``bench.write`` (``Written.objects.create``); the row's key is the task's id. Two ways:
+With ``write`` each task also writes one row, the INSERT ``bench.write`` sends through
+Django's connection, sent as Django sends it: on PostgreSQL with the values bound on the
+client and never prepared (Django's psycopg cursor, unless ``server_side_binding`` is
+on), elsewhere as the driver's cursor sends it. The row's key is the task's id. Two ways:
 
 - ``write="own"`` (the floor the drain's ratio is taken against, ``bare_write_K``): the
   INSERT commits on its own, in autocommit, and then the delete and the next claim
@@ -132,7 +134,7 @@ def step(
         previous = done or (0, 0)
         if together:
             with connection.transaction():
-                connection.execute(WRITE[vendor], [previous[0]]).fetchone()
+                insert_as_django_does(connection, previous[0])
                 row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
         else:
             row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
@@ -165,10 +167,17 @@ def step(
         return deleted, None if row is None else (row[0], row[6])
 
 
+def insert_as_django_does(connection: Any, key: int) -> None:
+    """PostgreSQL: send the write through a client-binding cursor, as Django's does."""
+    import psycopg
+
+    psycopg.ClientCursor(connection).execute(WRITE["postgresql"], [key]).fetchone()
+
+
 def insert(vendor: str, connection: Any, key: int) -> None:
     """Write the task's row in a commit of its own (the driver's autocommit)."""
     if vendor == "postgresql":
-        connection.execute(WRITE[vendor], [key]).fetchone()
+        insert_as_django_does(connection, key)
         return
     cursor = connection.cursor()
     if vendor == "mysql":

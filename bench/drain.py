@@ -2,7 +2,7 @@
 exactly once.
 
 The tasks are no-ops (``bench.record``) or, with ``task="bench.write"``, write one row
-each through the ORM; the rows written are counted afterwards. ``connections=True``
+each through Django's cursor; the rows written are counted afterwards. ``connections=True``
 also samples how many database connections each worker holds (``bench/connections.py``),
 every ``SAMPLE_EVERY`` seconds: reading ``/proc/net/tcp`` costs the agent a few
 milliseconds, which at every poll would take CPU from the workers on a small machine.

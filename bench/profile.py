@@ -1,12 +1,13 @@
 """Where a taskq worker spends its time per task: statements, commits and a profile.
 
 ``python -m bench.profile [--database postgresql] [--tasks 5000] [--top 25] [--task
-bench.write]`` inserts no-op tasks (or, with ``--task bench.write``, tasks that write one
-row through the ORM), runs one ``--burst`` worker in this process under cProfile and prints, per
-task: the statements it sent (counted by an ``execute_wrapper`` on its connection), the
-commits the server saw (``pg_stat_database`` on PostgreSQL, the session's ``Com_*``
-counters on MariaDB) and the functions that took the time. cProfile slows Python code
-more than waiting on the database, so read the shares, not the absolute times.
+bench.write]`` inserts no-op tasks (or, with ``--task bench.write``, tasks that write
+one row through Django's cursor), runs one ``--burst`` worker in this process under
+cProfile and prints, per task: the statements it sent (counted by an ``execute_wrapper``
+on its connection), the commits the server saw (``pg_stat_database`` on PostgreSQL, the
+session's ``Com_*`` counters on MariaDB) and the functions that took the time. cProfile
+slows Python code more than waiting on the database, so read the shares, not the
+absolute times.
 """
 
 from __future__ import annotations
@@ -51,10 +52,16 @@ def main(argv: list[str]) -> None:
     os.environ["BENCH_DATABASE"] = args.database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     os.environ["BENCH_RECORD_DIR"] = tempfile.mkdtemp(prefix="taskq-bench-records-")
+    from bench import databases
+
+    databases.create(args.database, databases.TASKQ_NAME)
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.db import connection
+
+    call_command("migrate", verbosity=0)
 
     from bench.target import Taskq
     from taskq.worker import Worker

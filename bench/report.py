@@ -185,13 +185,14 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
     if body and "error" not in body:
         out.append(
             (
-                "write task's body alone: ORM / driver",
+                "write task's body alone: Django / driver",
                 f"{body['rate']:,.0f}/s",
                 "-",
                 f"{body['driver_rate']:,.0f}/s",
                 "-",
                 f"{body['rate'] / body['driver_rate']:.2f}x",
-                f"CPU {body['cpu_us']:.0f} / {body['driver_cpu_us']:.0f} us",
+                f"CPU {body['cpu_us']:.0f} / {body['driver_cpu_us']:.0f} us"
+                + (f", ORM {body['orm_cpu_us']:.0f}" if "orm_cpu_us" in body else ""),
                 "-",
             )
         )

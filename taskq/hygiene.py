@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from taskq.backends import engine_for
@@ -43,9 +43,8 @@ def refresh() -> None:
             connection.queries_log.clear()
 
 
-def left_open(alias: str = DEFAULT_DB_ALIAS) -> str | None:
-    """Say what a task left open on connection ``alias``, or ``None`` if it is clean."""
-    connection = connections[alias]
+def left_open(connection: BaseDatabaseWrapper) -> str | None:
+    """Say what a task left open on ``connection``, or ``None`` if it is clean."""
     if connection.connection is None:
         return None
     if connection.in_atomic_block:

@@ -17,6 +17,7 @@ by the claim's version, on its own connection, and ends the process with
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stub; CPython has it
 import logging
 import os
 import signal
@@ -42,6 +43,13 @@ TAKEOVER_GRACE = 2.0
 #: After the hard limit, the interrupt repeats this often (seconds), in case the body
 #: caught it with a bare ``except:``.
 REPEAT_INTERRUPT = 0.25
+
+
+def handler_of(signum: int) -> Any:
+    """``signal.getsignal`` without its conversion to ``signal.Handlers``, which raises
+    and catches a ``ValueError`` for every Python handler; the worker asks after every
+    task whether the task replaced its handlers."""
+    return _signal.getsignal(signum)
 
 
 def limits_for(claim: Claim, task: Any) -> tuple[float | None, float | None]:
@@ -150,7 +158,7 @@ class CurrentRun:
         """Make ``on_alarm`` the ``SIGALRM`` handler, unless it is already (a task may
         have put its own in place). It stays between bodies, where it drops a late
         signal: the default handler would end the process."""
-        if signal.getsignal(signal.SIGALRM) != self.on_alarm:
+        if handler_of(signal.SIGALRM) != self.on_alarm:
             signal.signal(signal.SIGALRM, self.on_alarm)
 
     def leave(self) -> None:

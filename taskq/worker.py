@@ -51,7 +51,7 @@ from taskq.heartbeat import Gate, Heartbeat, HeartbeatGate, Outcomes
 from taskq.reconnect import CONNECTION_ERRORS, Backoff
 from taskq.recovery import requeue_dirty_acks_late
 from taskq.schedules import Scheduler
-from taskq.timelimits import CurrentRun
+from taskq.timelimits import CurrentRun, handler_of
 
 __all__ = ["CONNECTION_ERRORS", "EXIT_DATABASE_REFUSED", "Worker", "format_error"]
 
@@ -216,7 +216,7 @@ class Worker:
     def reinstall_signal_handlers(self) -> None:
         """Take SIGTERM and SIGINT back from a task that replaced their handlers."""
         for signum in (signal.SIGTERM, signal.SIGINT):
-            if signal.getsignal(signum) != self.on_signal:
+            if handler_of(signum) != self.on_signal:
                 logger.warning(
                     "A task replaced the handler of signal %s; the worker takes it back", signum
                 )
@@ -439,7 +439,7 @@ class Worker:
             self.reinstall_signal_handlers()
         left = {}
         for connection in connections.all(initialized_only=True):
-            what = hygiene.left_open(connection.alias)
+            what = hygiene.left_open(connection)
             if what is not None:
                 left[connection.alias] = what
                 hygiene.replace(connection.alias)
@@ -473,7 +473,6 @@ class Worker:
         A success is written with the next claim (``record_success_and_claim``)."""
         fields, label, claim = outcome.fields, outcome.label, outcome.claim
         self.endings[logs.ending(outcome)] += 1
-        attempt = logs.attempt_text(fields["attempt"], outcome.task)
         match outcome:
             case Succeeded():
                 logger.info("Task %s succeeded in %.3fs", label, fields["duration"], extra=fields)
@@ -488,7 +487,7 @@ class Worker:
                     "Task %s will retry %s after %s (ran %.3fs): %s",
                     label,
                     retry.schedule,
-                    attempt,
+                    logs.attempt_text(fields["attempt"], outcome.task),
                     fields["duration"],
                     "retry requested" if retry.exc is None else repr(retry.exc),
                     extra=logs.attempt_fields(fields, outcome.task),
@@ -513,7 +512,7 @@ class Worker:
                     label,
                     fields["duration"],
                     short_repr(exception),
-                    attempt,
+                    logs.attempt_text(fields["attempt"], outcome.task),
                     exc_info=None if expected else exception,
                     extra=logs.attempt_fields(fields, outcome.task),
                 )
@@ -532,7 +531,7 @@ class Worker:
                     "Task %s failed: %s (%s)",
                     label,
                     logs.rejection_text(exception, error),
-                    attempt,
+                    logs.attempt_text(fields["attempt"], outcome.task),
                     extra=logs.attempt_fields(fields, outcome.task),
                 )
                 self.fail(outcome, exception, error)

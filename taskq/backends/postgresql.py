@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
+from django.conf import settings as django_settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, QuerySet
@@ -81,7 +82,14 @@ DROP FUNCTION IF EXISTS taskq_notify_queues();
 #: A ``prepare_threshold`` no statement reaches by repetition.
 ONLY_WHEN_ASKED = 2**62
 PreparingCursor: Any = None
+#: psycopg's own ``timestamptz`` loader (its C one where psycopg is built with it). Django
+#: replaces it on every connection with a Python subclass, which only matters when
+#: ``USE_TZ = False`` (it drops the zone); the claims' cursor takes psycopg's back.
+TimestamptzLoader: Any = None
 if psycopg is not None:
+    TimestamptzLoader = psycopg.adapters.get_loader(
+        psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
+    )
 
     class PreparingCursor(psycopg.Cursor):  # type: ignore[no-redef]
         """A server-binding cursor that prepares every statement it runs."""
@@ -515,6 +523,8 @@ class PostgreSQLStrategy(SkipLockedStrategy):
                 driver.prepare_threshold = ONLY_WHEN_ASKED
             with connection.wrap_database_errors:
                 raw = self.raw_cursor = PreparingCursor(driver)
+            if django_settings.USE_TZ:  # aware datetimes in the session's zone, as Django's
+                raw.adapters.register_loader("timestamptz", TimestamptzLoader)
         wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
         # Not closed after use: one psycopg cursor per connection serves every claim
         # (a cursor holds no server resource between statements; creating one per
