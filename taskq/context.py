@@ -137,8 +137,8 @@ class Request:
 def _moment(value: Any) -> datetime | None:
     """Return a time read from a driver as Django's ORM would: SQLite's raw claim gives
     text or a naive datetime, which is UTC when ``USE_TZ`` is on."""
-    if value is None:
-        return None
+    if value is None or (type(value) is datetime and value.tzinfo is not None):
+        return value  # what PostgreSQL and MariaDB give under USE_TZ: nothing to do
     moment = value if isinstance(value, datetime) else parse_datetime(str(value))
     if moment is not None and django_settings.USE_TZ and timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt_timezone.utc)
