@@ -235,6 +235,8 @@ class Run:
             databases.create(vendor, databases.ORIGINAL_NAME)
             migrate("original", vendor)
         only = self.args.only
+        # The bare loop sends taskq's own per-task statements, rendered by taskq.
+        sql = run_agent("taskq", vendor, "statements")
         if "enqueue" in only:
             self.step(vendor, "delay", run_agent, "taskq", vendor, "delay", tasks=sizes["delay"])
             if originals:
@@ -272,7 +274,7 @@ class Run:
                         tasks=tasks,
                         workers=workers,
                     )
-                self.step(vendor, f"bare_{workers}", bare.measure, vendor, tasks, workers)
+                self.step(vendor, f"bare_{workers}", bare.measure, vendor, sql, tasks, workers)
         if "drain_write" in only:
             # What the write task's body costs without a queue (bench/body.py).
             self.step(vendor, "body", run_agent, "taskq", vendor, "body", tasks=sizes["drain"])
@@ -300,6 +302,7 @@ class Run:
                         f"bare_write_{workers}{suffix}",
                         bare.measure,
                         vendor,
+                        sql,
                         sizes["drain"],
                         workers,
                         write=write,
@@ -353,6 +356,7 @@ class Run:
                     f"bare_many_{workers}",
                     bare.measure,
                     vendor,
+                    sql,
                     sizes["many"],
                     workers,
                     write="own",

@@ -18,7 +18,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
-    from bench import body, depth, drain, enqueue, latency, limits, memory, pressure
+    from bench import body, depth, drain, enqueue, latency, limits, memory, pressure, statements
 
     return {
         "delay": enqueue.delay_rate,
@@ -31,6 +31,7 @@ def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
         "limits": limits.measure,
         "pressure": pressure.measure,
         "body": body.measure,
+        "statements": statements.measure,
     }
 
 

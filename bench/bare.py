@@ -1,17 +1,18 @@
 """The floor: a plain driver loop sending taskq's per-task SQL, with no framework.
 
 Each client (psycopg, MySQLdb or sqlite3, in a process of its own) repeats what a taskq
-worker sends for a no-op task, statement for statement, with the least transaction
-wrapping the database allows: the delete of the task that just succeeded and the claim
-of the next one together, one commit (one disk flush) per task. Due times are read from
-the database's clock, as taskq's claims do.
+worker sends for a no-op task, statement for statement: the statements themselves are
+rendered by taskq (``bench/statements.py``, in an agent) and handed to the clients, so
+the floor cannot drift from the worker's SQL. The delete of the task that just
+succeeded and the claim of the next one go together, one commit (one disk flush) per
+task, as the worker sends them:
 
-- PostgreSQL: one statement, ``WITH done AS (DELETE … RETURNING 1), claimed AS
-  (UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …) SELECT …``.
-- MariaDB: ``START TRANSACTION``, the fenced ``DELETE``, ``SELECT … FOR UPDATE SKIP
-  LOCKED``, ``UPDATE``, ``COMMIT``, in READ COMMITTED as Django's connections are.
-- SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, taskq's one-statement claim
-  (``UPDATE … WHERE id = (SELECT … INDEXED BY the claim index …) RETURNING``),
+- PostgreSQL: one statement, the delete and a call of the claim function
+  (``taskq_claim``), prepared as the worker prepares it.
+- MariaDB: ``START TRANSACTION``, the fenced ``DELETE``, the claim's ``SELECT … FOR
+  UPDATE SKIP LOCKED``, the fenced ``UPDATE``, ``COMMIT``, in READ COMMITTED as Django's
+  connections are.
+- SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, taskq's one-statement claim,
   ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
 
 With ``write`` each task also writes one row, the INSERT ``bench.write`` sends through
@@ -54,45 +55,9 @@ from typing import Any
 from bench import databases, rows
 
 TABLE = "taskq_task"
-RETURNING = "id, name, queue, args, kwargs, retries, version"
-#: The database's clock, as Django's ``Now()`` (taskq's ``DatabaseNow``) writes it.
-NOW = {
-    "postgresql": "statement_timestamp()",
-    "mysql": "UTC_TIMESTAMP(6)",
-    "sqlite": "STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')",
-}
-DELETE = f"DELETE FROM {TABLE} WHERE id = %s AND version = %s AND state = 1"
-PG_STEP = (
-    f"WITH done AS ({DELETE} RETURNING 1), "
-    f"claimed AS (UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, "
-    f"started_at = statement_timestamp() WHERE id = (SELECT id FROM {TABLE} "
-    f"WHERE state = 0 AND queue = %s AND eta <= statement_timestamp() "
-    f"ORDER BY priority DESC, eta, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    f"RETURNING {RETURNING}, COALESCE(expires <= statement_timestamp(), false)) "
-    f"SELECT (SELECT count(*) FROM done), claimed.* FROM (VALUES (1)) AS one "
-    f"LEFT JOIN claimed ON true"
-)
-SELECT = (
-    f"SELECT {RETURNING}, expires <= {{now}} FROM {TABLE} "
-    f"WHERE state = 0 AND queue IN (%s) AND eta <= {{now}} "
-    f"ORDER BY priority DESC, eta ASC, id ASC LIMIT 1"
-)
-MY_SELECT = SELECT.format(now=NOW["mysql"]) + " FOR UPDATE SKIP LOCKED"
-MY_TAKE = (
-    f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = %s, "
-    f"started_at = UTC_TIMESTAMP(6) WHERE id = %s"
-)
-# taskq's SQLite claim: one UPDATE … RETURNING through the claim index (INDEXED BY:
-# without statistics SQLite would sort every due row instead).
-LITE_CLAIM = (
-    f"UPDATE {TABLE} SET state = 1, version = version + 1, worker_id = ?, "
-    f"started_at = {NOW['sqlite']} WHERE id = (SELECT id FROM {TABLE} "
-    f"INDEXED BY taskq_task_claim WHERE state = 0 AND queue IN (?) "
-    f"AND eta <= {NOW['sqlite']} ORDER BY priority DESC, eta, id LIMIT 1) "
-    f"RETURNING {RETURNING}, COALESCE(expires <= {NOW['sqlite']}, 0)"
-)
-LITE_DELETE = DELETE.replace("%s", "?")
-#: What ``Written.objects.create(key=…)`` sends (bench/models.py), read from Django 5.2.
+#: The state of a claimed row (``Task.State.STARTED``), the fence of every delete.
+STARTED = 1
+#: The row ``bench.write`` writes (``bench/tasks.py``), with the driver's placeholders.
 WRITE = {
     "postgresql": 'INSERT INTO "bench_written" ("key") VALUES (%s) RETURNING "bench_written"."id"',
     "mysql": "INSERT INTO `bench_written` (`key`) VALUES (%s) RETURNING `bench_written`.`id`",
@@ -115,11 +80,13 @@ def now_param(vendor: str) -> Any:
 def step(
     vendor: str,
     connection: Any,
+    sql: dict[str, Any],
     done: Claimed | None,
     worker_id: int,
     write: str | None = None,
 ) -> tuple[int, Claimed | None]:
-    """Delete the task ``done`` and claim the next; return (rows deleted, the claim).
+    """Delete the task ``done`` and claim the next with taskq's statements ``sql``
+    (``bench/statements.py``); return (rows deleted, the claim).
 
     With ``write``, first write the row task ``done`` writes: in a commit of its own
     (``"own"``) or in the same transaction (``"together"``).
@@ -130,26 +97,27 @@ def step(
         insert(vendor, connection, done[0])  # type: ignore[index]
         write = None
     together = write == "together"
+    previous = done or (0, 0)
     if vendor == "postgresql":
-        previous = done or (0, 0)
+        params = [*previous, worker_id, ["default"], []]
         if together:
             with connection.transaction():
                 insert_as_django_does(connection, previous[0])
-                row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
+                row = connection.execute(sql["step"], params, prepare=True).fetchone()
         else:
-            row = connection.execute(PG_STEP, [*previous, worker_id, "default"]).fetchone()
+            row = connection.execute(sql["step"], params, prepare=True).fetchone()
         return row[0], None if row[1] is None else (row[1], row[7])
     cursor = connection.cursor()
     if vendor == "mysql":
         cursor.execute("START TRANSACTION")
         if together:
-            cursor.execute(WRITE[vendor], [done[0]])  # type: ignore[index]
+            cursor.execute(WRITE[vendor], [previous[0]])
             cursor.fetchone()
-        deleted = cursor.execute(DELETE, list(done)) if done else 0
-        cursor.execute(MY_SELECT, ["default"])
+        deleted = cursor.execute(sql["delete"], [*previous, STARTED]) if done else 0
+        cursor.execute(sql["select"], sql["select_params"])
         row = cursor.fetchone()
         if row is not None:
-            cursor.execute(MY_TAKE, [worker_id, row[0]])
+            cursor.execute(sql["take"], [worker_id, row[0], row[6]])
         connection.commit()
         return int(deleted), None if row is None else (row[0], row[6] + 1)
     while True:  # SQLite: the whole step holds the write lock (BEGIN IMMEDIATE)
@@ -160,9 +128,9 @@ def step(
                 raise
             continue
         if together:
-            cursor.execute(WRITE[vendor], [done[0]]).fetchone()  # type: ignore[index]
-        deleted = cursor.execute(LITE_DELETE, list(done)).rowcount if done else 0
-        row = cursor.execute(LITE_CLAIM, [worker_id, "default"]).fetchone()
+            cursor.execute(WRITE[vendor], [previous[0]]).fetchone()
+        deleted = cursor.execute(sql["delete"], [*previous, STARTED]).rowcount if done else 0
+        row = cursor.execute(sql["claim"], [worker_id, "default", "default"]).fetchone()
         cursor.execute("COMMIT")
         return deleted, None if row is None else (row[0], row[6])
 
@@ -193,7 +161,14 @@ def insert(vendor: str, connection: Any, key: int) -> None:
                 raise
 
 
-def client(vendor: str, worker_id: int, write: str | None, barrier: Any, results: Any) -> None:
+def client(
+    vendor: str,
+    sql: dict[str, Any],
+    worker_id: int,
+    write: str | None,
+    barrier: Any,
+    results: Any,
+) -> None:
     connection = databases.connect(vendor, databases.TASKQ_NAME)
     if vendor == "mysql":
         # The session taskq's worker has: Django opens MySQL connections in READ
@@ -202,9 +177,9 @@ def client(vendor: str, worker_id: int, write: str | None, barrier: Any, results
         connection.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     finished = 0
     barrier.wait()
-    deleted, claimed = step(vendor, connection, None, worker_id)
+    deleted, claimed = step(vendor, connection, sql, None, worker_id)
     while claimed is not None:
-        deleted, claimed = step(vendor, connection, claimed, worker_id, write)
+        deleted, claimed = step(vendor, connection, sql, claimed, worker_id, write)
         finished += deleted
     connection.close()
     results.put(finished)
@@ -239,14 +214,17 @@ def written(vendor: str) -> int:
     return count
 
 
-def measure(vendor: str, tasks: int, clients: int, write: str | None = None) -> dict[str, Any]:
-    """Drain ``tasks`` rows with ``clients`` clients; ``write``: None, "own", "together"."""
+def measure(
+    vendor: str, sql: dict[str, Any], tasks: int, clients: int, write: str | None = None
+) -> dict[str, Any]:
+    """Drain ``tasks`` rows with ``clients`` clients sending taskq's statements ``sql``
+    (``bench/statements.py``); ``write``: None, "own", "together"."""
     worker_id = prepare(vendor, tasks)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
     processes = [
-        context.Process(target=client, args=(vendor, worker_id, write, barrier, results))
+        context.Process(target=client, args=(vendor, sql, worker_id, write, barrier, results))
         for _ in range(clients)
     ]
     for process in processes:

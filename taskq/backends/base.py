@@ -10,7 +10,7 @@ order, what it writes) is defined once in ``taskq.models``; see ``taskq.backends
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,13 @@ from taskq.clock import DatabaseNow, database_now
 from taskq.models import CLAIM_FIELDS, Task, TaskQuerySet, failure_changes
 
 __all__ = ["CLAIM_FIELDS", "Claim", "ClaimStrategy", "expired"]
+
+
+def delete_claimed_sql(quote: Callable[[str], str]) -> str:
+    """The delete of a claimed row, fenced by its version and state (parameters: id,
+    version, ``Task.State.STARTED``)."""
+    table = quote(Task._meta.db_table)
+    return f"DELETE FROM {table} WHERE id = %s AND version = %s AND state = %s"
 
 
 def expired() -> ExpressionWrapper:
@@ -227,9 +234,8 @@ class ClaimStrategy:
     def delete_claimed(self, cursor: Any, claim: Claim) -> bool:
         """Delete the claimed row with ``cursor``, in plain SQL: a queryset's
         ``delete()`` costs more than the statement itself, on every task."""
-        table = self.connection.ops.quote_name(Task._meta.db_table)
         cursor.execute(
-            f"DELETE FROM {table} WHERE id = %s AND version = %s AND state = %s",
+            delete_claimed_sql(self.connection.ops.quote_name),
             [claim.id, claim.version, Task.State.STARTED],
         )
         return cursor.rowcount == 1

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from taskq.backends.base import Claim
+from taskq.backends.base import Claim, delete_claimed_sql
 from taskq.backends.claim import open_queues_sql, update_returning_sql
 from taskq.backends.engine import Engine
 from taskq.backends.errors import MIGRATE, ErrorKind, Verdict
@@ -90,8 +90,7 @@ def _driver_sql(
     quote: Callable[[str], str], queue_count: int, use_tz: bool, held_count: int = 0
 ) -> tuple[str, str]:
     """The fenced delete and the claim with the driver's own placeholders."""
-    table = quote(Task._meta.db_table)
-    delete = f"DELETE FROM {table} WHERE id = ? AND version = ? AND state = ?"
+    delete = delete_claimed_sql(quote).replace("%s", "?")
     claim = _claim_sql(quote, queue_count, use_tz, held_count).replace("%s", "?").replace("%%", "%")
     return delete, claim
 
