@@ -9,6 +9,7 @@ once per process, and the original lives in another virtualenv, so the orchestra
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -17,22 +18,27 @@ from typing import Any
 RESULT_PREFIX = "BENCH-RESULT "
 
 
-def measurements() -> dict[str, Callable[..., dict[str, Any]]]:
-    from bench import body, depth, drain, enqueue, latency, limits, memory, pressure, statements
+#: Each measurement's module and function. Imported by name, only the one asked for: the
+#: original's agent has no ``bench`` app, so a module with the benchmark's model
+#: (``body``, ``statements``) cannot be imported there.
+MEASUREMENTS = {
+    "delay": ("enqueue", "delay_rate"),
+    "bulk": ("enqueue", "bulk_rate"),
+    "drain": ("drain", "measure"),
+    "pickup": ("latency", "pickup"),
+    "eta": ("latency", "eta"),
+    "depth": ("depth", "measure"),
+    "memory": ("memory", "measure"),
+    "limits": ("limits", "measure"),
+    "pressure": ("pressure", "measure"),
+    "body": ("body", "measure"),
+    "statements": ("statements", "measure"),
+}
 
-    return {
-        "delay": enqueue.delay_rate,
-        "bulk": enqueue.bulk_rate,
-        "drain": drain.measure,
-        "pickup": latency.pickup,
-        "eta": latency.eta,
-        "depth": depth.measure,
-        "memory": memory.measure,
-        "limits": limits.measure,
-        "pressure": pressure.measure,
-        "body": body.measure,
-        "statements": statements.measure,
-    }
+
+def measurement(name: str) -> Callable[..., dict[str, Any]]:
+    module, function = MEASUREMENTS[name]
+    return getattr(importlib.import_module(f"bench.{module}"), function)
 
 
 def main(argv: list[str]) -> None:
@@ -42,7 +48,7 @@ def main(argv: list[str]) -> None:
     from bench.target import current
 
     name, parameters = argv[1], json.loads(argv[2])
-    result = measurements()[name](current(), **parameters)
+    result = measurement(name)(current(), **parameters)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
