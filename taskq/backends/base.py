@@ -11,7 +11,7 @@ order, what it writes) is defined once in ``taskq.models``; see ``taskq.backends
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, cast
@@ -215,6 +215,33 @@ class ClaimStrategy:
                     cursor.execute("ROLLBACK")
                 except DatabaseError:
                     pass  # the connection is gone, and the transaction with it
+                raise
+            cursor.execute("COMMIT")
+
+    def through_django(self) -> bool:
+        """Whether the claim's statements must go through Django's cursor: inside a
+        caller's transaction, with the query log on (``DEBUG``), or with execute
+        wrappers installed (instrumentation must see every statement)."""
+        connection = self.connection
+        return bool(
+            connection.in_atomic_block or connection.queries_logged or connection.execute_wrappers
+        )
+
+    @contextmanager
+    def driver_transaction(self) -> Iterator[Any]:
+        """The driver's own cursor, in a transaction of its own (``begin_sql`` …
+        ``COMMIT``), its errors raised as Django's. For the statements of every task
+        where ``through_django()`` is false: Django's cursor wrapper costs more Python
+        time per statement than the rest of the worker's bookkeeping."""
+        connection = self.connection
+        connection.ensure_connection()
+        with connection.wrap_database_errors, closing(connection.connection.cursor()) as cursor:
+            cursor.execute(self.begin_sql)
+            try:
+                yield cursor
+            except BaseException:
+                with suppress(Exception):  # a broken connection has rolled back already
+                    cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
 

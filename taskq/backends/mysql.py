@@ -190,7 +190,7 @@ class MySQLStrategy(SkipLockedStrategy):
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
         statements = self.compiled(tuple(queues))
-        with self.transaction() as cursor:
+        with self.transaction() if self.through_django() else self.driver_transaction() as cursor:
             completed = self.delete_claimed(cursor, done)
             return completed, self.claim_in(cursor, statements, worker_id)
 

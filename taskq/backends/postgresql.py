@@ -506,8 +506,9 @@ class PostgreSQLStrategy(SkipLockedStrategy):
 
     @contextmanager
     def prepared_cursor(self) -> Iterator[Any]:
-        """Django's cursor wrapper (errors, debug log, execute wrappers) around a psycopg
-        cursor that binds on the server and prepares every statement it runs."""
+        """A psycopg cursor that binds on the server and prepares every statement it
+        runs, its errors raised as Django's; in Django's cursor wrapper (debug log,
+        execute wrappers) when ``through_django()``."""
         connection = self.connection
         if not self.prepares_claims:
             with connection.cursor() as cursor:
@@ -525,11 +526,15 @@ class PostgreSQLStrategy(SkipLockedStrategy):
                 raw = self.raw_cursor = PreparingCursor(driver)
             if django_settings.USE_TZ:  # aware datetimes in the session's zone, as Django's
                 raw.adapters.register_loader("timestamptz", TimestamptzLoader)
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
         # Not closed after use: one psycopg cursor per connection serves every claim
         # (a cursor holds no server resource between statements; creating one per
         # claim cost more Python time than the rest of the claim's bookkeeping).
-        yield wrap(raw)
+        if self.through_django():
+            logged = connection.queries_logged
+            yield (connection.make_debug_cursor if logged else connection.make_cursor)(raw)
+        else:
+            with connection.wrap_database_errors:
+                yield raw
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, interrupt: Alarm) -> None:
         """Wait at most ``timeout`` seconds for a ``NOTIFY`` naming one of ``queues``.
