@@ -55,6 +55,8 @@ from typing import Any
 from bench import databases, rows
 
 TABLE = "taskq_task"
+#: MariaDB's deadlock and lock wait timeout: contention, not failure.
+MYSQL_CONTENTION = (1205, 1213)
 #: The state of a claimed row (``Task.State.STARTED``), the fence of every delete.
 STARTED = 1
 #: The row ``bench.write`` writes (``bench/tasks.py``), with the driver's placeholders.
@@ -109,17 +111,25 @@ def step(
         return row[0], None if row[1] is None else (row[1], row[7])
     cursor = connection.cursor()
     if vendor == "mysql":
-        cursor.execute("START TRANSACTION")
-        if together:
-            cursor.execute(WRITE[vendor], [previous[0]])
-            cursor.fetchone()
-        deleted = cursor.execute(sql["delete"], [*previous, STARTED]) if done else 0
-        cursor.execute(sql["select"], sql["select_params"])
-        row = cursor.fetchone()
-        if row is not None:
-            cursor.execute(sql["take"], [worker_id, row[0], row[6]])
-        connection.commit()
-        return int(deleted), None if row is None else (row[0], row[6] + 1)
+        while True:
+            try:
+                cursor.execute("START TRANSACTION")
+                if together:
+                    cursor.execute(WRITE[vendor], [previous[0]])
+                    cursor.fetchone()
+                deleted = cursor.execute(sql["delete"], [*previous, STARTED]) if done else 0
+                cursor.execute(sql["select"], sql["select_params"])
+                row = cursor.fetchone()
+                if row is not None:
+                    cursor.execute(sql["take"], [worker_id, row[0], row[6]])
+                connection.commit()
+                return int(deleted), None if row is None else (row[0], row[6] + 1)
+            except connection.OperationalError as error:
+                # A deadlock or lock wait timeout rolls the step back; taskq's worker
+                # waits it out and claims again, and so does this loop.
+                if error.args[0] not in MYSQL_CONTENTION:
+                    raise
+                connection.rollback()
     while True:  # SQLite: the whole step holds the write lock (BEGIN IMMEDIATE)
         try:
             cursor.execute("BEGIN IMMEDIATE")
@@ -177,10 +187,14 @@ def client(
         connection.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     finished = 0
     barrier.wait()
-    deleted, claimed = step(vendor, connection, sql, None, worker_id)
-    while claimed is not None:
-        deleted, claimed = step(vendor, connection, sql, claimed, worker_id, write)
-        finished += deleted
+    try:
+        deleted, claimed = step(vendor, connection, sql, None, worker_id)
+        while claimed is not None:
+            deleted, claimed = step(vendor, connection, sql, claimed, worker_id, write)
+            finished += deleted
+    except Exception as error:  # noqa: BLE001  reported by measure(), which would wait forever
+        results.put(f"{type(error).__name__}: {error}")
+        raise
     connection.close()
     results.put(finished)
 
@@ -231,10 +245,14 @@ def measure(
         process.start()
     barrier.wait()
     start = time.perf_counter()
-    done = sum(results.get() for _ in processes)
+    answers = [results.get() for _ in processes]
     seconds = time.perf_counter() - start
     for process in processes:
         process.join()
+    failures = [answer for answer in answers if isinstance(answer, str)]
+    if failures:
+        raise RuntimeError(f"a bare client failed: {failures[0]}")
+    done = sum(answers)
     result = {
         "tasks": tasks,
         "clients": clients,
