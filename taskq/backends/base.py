@@ -207,16 +207,8 @@ class ClaimStrategy:
             if connection.in_atomic_block:
                 yield cursor
                 return
-            cursor.execute(self.begin_sql)
-            try:
+            with self.begun(cursor, DatabaseError):
                 yield cursor
-            except BaseException:
-                try:
-                    cursor.execute("ROLLBACK")
-                except DatabaseError:
-                    pass  # the connection is gone, and the transaction with it
-                raise
-            cursor.execute("COMMIT")
 
     def through_django(self) -> bool:
         """Whether the claim's statements must go through Django's cursor: inside a
@@ -236,14 +228,22 @@ class ClaimStrategy:
         connection = self.connection
         connection.ensure_connection()
         with connection.wrap_database_errors, closing(connection.connection.cursor()) as cursor:
-            cursor.execute(self.begin_sql)
-            try:
+            with self.begun(cursor, cast(Any, connection).Database.Error):  # the driver's errors
                 yield cursor
-            except BaseException:
-                with suppress(Exception):  # a broken connection has rolled back already
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+
+    @contextmanager
+    def begun(self, cursor: Any, errors: type[BaseException]) -> Iterator[None]:
+        """Run the block between ``begin_sql`` and ``COMMIT`` on ``cursor``, rolling back
+        if it raises; a rollback that fails with ``errors`` (the connection is gone, and
+        the transaction with it) leaves the block's exception to be raised."""
+        cursor.execute(self.begin_sql)
+        try:
+            yield
+        except BaseException:
+            with suppress(errors):
+                cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
 
     # The fenced writes after a claim. Each returns False when the claim was lost
     # (the row was re-queued or deleted by someone else), and then changes nothing.
