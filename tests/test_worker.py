@@ -136,6 +136,24 @@ def test_debug_true_does_not_keep_a_query_log():
     assert len(connection.queries_log) < 30  # the last round only, not 300 tasks × 3 queries
 
 
+def test_execute_wrappers_see_every_claim():
+    # Claims go straight to the driver, except where something watches the connection:
+    # an execute wrapper (instrumentation, the benchmark's profile) sees each of them.
+    seen = []
+
+    def watch(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    for _ in range(50):
+        noop.delay()
+    with connection.execute_wrapper(watch):
+        drain()
+    assert Task.objects.count() == 0
+    claims = [sql for sql in seen if "DELETE" in sql.upper() and "taskq_task" in sql]
+    assert len(claims) >= 49  # the delete that goes with every claim after the first task
+
+
 def test_rows_of_long_dead_workers_are_forgotten_unless_a_dirty_task_names_them():
     long_ago = timezone.now() - dt.timedelta(days=2)
     fields = {"host": "h", "pid": 1, "queues": "default", "started_at": long_ago}
