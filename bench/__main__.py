@@ -30,8 +30,10 @@ the bulk API; drains of 10 000 / 2 000 tasks with 1, 2 and 4 workers; 100 / 20 p
 rows / a tenth, with 500 / 200 claims, for the claim at depth; 100 000 / 10 000 tasks
 for worker memory; 20 000 / 4 000 write tasks for 8 and 16 workers (``many``); pressure:
 a transaction held 300 / 30 s (``--pressure-hold``) while 500 / 200 tasks a second are
-queued for 2 workers. The whole run is one cell per measurement: repeat it to see the
-spread.
+queued for 2 workers. The run is one cell per measurement; ``--rounds N`` measures the
+drain cells N times, alternating taskq and its floor, and keeps each cell's median
+round (the JSON has every round's rate): on a shared machine a ratio of two single
+cells moves by a quarter from one run to the next.
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import bare, databases, original, report
 from bench.agent import RESULT_PREFIX
+
+#: A cell of ``Run.alternate``: its key, the measurement, its arguments.
+Cell = tuple[str, Callable[..., dict[str, Any]], tuple[Any, ...], dict[str, Any]]
 
 REPO = Path(__file__).resolve().parent.parent
 MEASUREMENTS = (
@@ -132,11 +138,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds the pressure cell holds its transaction open (default: 300, quick 30)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of the drain cells (drain, drain_write), each round running a "
+        "worker count's cells once in turn; a cell keeps its median round (default: 1)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="default: bench-results/<time>.json"
     )
     args = parser.parse_args(argv)
     args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     for name in args.databases:
         if name not in databases.VENDORS:
             parser.error(f"unknown database {name!r}")
@@ -223,6 +238,20 @@ class Run:
             f"[{vendor}] {key}: {summary} ({result['wall_seconds']}s)", file=sys.stderr, flush=True
         )
 
+    def alternate(self, vendor: str, cells: list[Cell]) -> None:
+        """Measure ``cells`` (key, measure, params, keyword params) side by side, in
+        ``--rounds`` rounds that run each cell once in turn, so that a change of the
+        machine's speed during the run reaches every cell alike; keep per cell the
+        round of median rate (``combine_rounds``)."""
+        rounds: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in cells}
+        for _ in range(self.args.rounds):
+            for key, measure, params, kwargs in cells:
+                self.step(vendor, key, measure, *params, **kwargs)
+                rounds[key].append(self.data["databases"][vendor]["results"][key])
+        if self.args.rounds > 1:
+            for key, results in rounds.items():
+                self.data["databases"][vendor]["results"][key] = combine_rounds(results)
+
     def database(self, vendor: str) -> None:
         sizes, originals = self.sizes, not self.args.no_original
         self.data["databases"][vendor] = {
@@ -253,60 +282,57 @@ class Run:
         if "drain" in only:
             for workers in WORKER_COUNTS:
                 tasks = sizes["drain"]
-                self.step(
-                    vendor,
-                    f"drain_{workers}",
-                    run_agent,
-                    "taskq",
-                    vendor,
-                    "drain",
-                    tasks=tasks,
-                    workers=workers,
-                )
-                if originals:
-                    self.step(
-                        vendor,
-                        f"original_drain_{workers}",
+                cells: list[Cell] = [
+                    (
+                        f"drain_{workers}",
                         run_agent,
-                        "original",
-                        vendor,
-                        "drain",
-                        tasks=tasks,
-                        workers=workers,
+                        ("taskq", vendor, "drain"),
+                        {"tasks": tasks, "workers": workers},
+                    ),
+                ]
+                if originals:
+                    cells.append(
+                        (
+                            f"original_drain_{workers}",
+                            run_agent,
+                            ("original", vendor, "drain"),
+                            {"tasks": tasks, "workers": workers},
+                        )
                     )
-                self.step(vendor, f"bare_{workers}", bare.measure, vendor, sql, tasks, workers)
+                cells.append((f"bare_{workers}", bare.measure, (vendor, sql, tasks, workers), {}))
+                self.alternate(vendor, cells)
         if "drain_write" in only:
             # What the write task's body costs without a queue (bench/body.py).
             self.step(vendor, "body", run_agent, "taskq", vendor, "body", tasks=sizes["drain"])
             for workers in WORKER_COUNTS:
                 # The two settings side by side, so the ratio of the two sees the same load.
-                for age, suffix in (("none", ""), ("0", "_age0")):
-                    self.step(
-                        vendor,
+                cells = [
+                    (
                         f"drain_write_{workers}{suffix}",
                         run_agent,
-                        "taskq",
-                        vendor,
-                        "drain",
-                        conn_max_age=age,
-                        tasks=sizes["drain"],
-                        workers=workers,
-                        task="bench.write",
-                        connections=True,
+                        ("taskq", vendor, "drain"),
+                        {
+                            "conn_max_age": age,
+                            "tasks": sizes["drain"],
+                            "workers": workers,
+                            "task": "bench.write",
+                            "connections": True,
+                        },
                     )
+                    for age, suffix in (("none", ""), ("0", "_age0"))
+                ]
                 # The floor (a commit for the task's INSERT, one for delete and claim),
                 # and the same with the INSERT folded into the claim's commit.
-                for write, suffix in (("own", ""), ("together", "_one_commit")):
-                    self.step(
-                        vendor,
+                cells += [
+                    (
                         f"bare_write_{workers}{suffix}",
                         bare.measure,
-                        vendor,
-                        sql,
-                        sizes["drain"],
-                        workers,
-                        write=write,
+                        (vendor, sql, sizes["drain"], workers),
+                        {"write": write},
                     )
+                    for write, suffix in (("own", ""), ("together", "_one_commit"))
+                ]
+                self.alternate(vendor, cells)
         if "latency" in only:
             self.step(vendor, "pickup", run_agent, "taskq", vendor, "pickup", count=sizes["pickup"])
             self.step(
@@ -367,6 +393,29 @@ class Run:
             self.step(vendor, "pressure", run_agent, "taskq", vendor, "pressure", **params)
         if "memory" in only:
             self.step(vendor, "memory", run_agent, "taskq", vendor, "memory", tasks=sizes["memory"])
+
+
+#: Fields of a drain where the worst round speaks for the cell: one duplicate in any
+#: round is a duplicate.
+WORST_OF_ROUNDS = ("duplicates", "missing", "dead_workers", "left", "connections_per_worker_max")
+
+
+def combine_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from its rounds: the round of median rate, with every round's rate (in
+    the order they ran) and the worst of ``WORST_OF_ROUNDS``; an error if all failed."""
+    measured = sorted((r for r in results if "error" not in r), key=lambda r: r["rate"] or 0)
+    if not measured:
+        return results[0]
+    combined = {**measured[(len(measured) - 1) // 2]}
+    combined["rounds"] = [r.get("rate") for r in results]
+    for key in WORST_OF_ROUNDS:
+        values = [r[key] for r in measured if r.get(key) is not None]
+        if values:
+            combined[key] = max(values)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        combined["round_errors"] = errors
+    return combined
 
 
 def machine() -> dict[str, Any]:
