@@ -13,7 +13,8 @@ task, as the worker sends them:
   UPDATE SKIP LOCKED``, the fenced ``UPDATE``, ``COMMIT``, in READ COMMITTED as Django's
   connections are.
 - SQLite: ``BEGIN IMMEDIATE``, the fenced ``DELETE``, taskq's one-statement claim,
-  ``COMMIT``; WAL and a 20 s busy timeout, as taskq's connections have.
+  ``COMMIT``; WAL, a 20 s busy timeout and foreign keys on, as taskq's connections
+  have.
 
 With ``write`` each task also writes one row, the INSERT ``bench.write`` sends through
 Django's connection, sent as Django sends it: on PostgreSQL with the values bound on the
@@ -185,6 +186,10 @@ def client(
         # COMMITTED. MariaDB's own default, REPEATABLE READ, runs this loop about 20 %
         # faster (gap locks cost less than a read view per statement, here).
         connection.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    if vendor == "sqlite":
+        # As Django opens SQLite connections: the claim's worker_id is checked against
+        # taskq_worker, as the servers check it.
+        connection.execute("PRAGMA foreign_keys = ON")
     finished = 0
     barrier.wait()
     try:
