@@ -18,7 +18,7 @@ from typing import Any
 
 from taskq import registry, serialization, signals
 from taskq.backends import Claim
-from taskq.context import Request, Retry, running
+from taskq.context import PendingRequest, Retry, running
 from taskq.timelimits import CancelRequested, CurrentRun, HardTimeLimit, limits_for
 
 logger = logging.getLogger("taskq.worker")
@@ -109,7 +109,9 @@ def run_claimed(claim: Claim, worker: str, current: CurrentRun | None = None) ->
     started = time.monotonic()
     try:
         soft, hard = limits_for(claim, task)
-        request = Request.from_claim(claim, worker, time_limit=hard, soft_time_limit=soft)
+        request = PendingRequest(claim, worker, hard, soft)
+        if claim.headers is not None:
+            request.request()  # undecodable headers fail the run here, before the body
         with running(request):
             with current.body(claim, soft, hard) if current else nullcontext():
                 task.execute(args, kwargs)

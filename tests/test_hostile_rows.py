@@ -184,3 +184,26 @@ def test_each_problem_is_named(args, kwargs, message):
 
 def test_a_dict_marker_with_string_keys_is_the_dict():
     assert loads_call("[]", '{"__taskq__": ["dict", [["a", 1]]]}') == ([], {"a": 1})
+
+
+@pytest.mark.processes
+@pytest.mark.django_db(transaction=True)
+def test_a_row_whose_headers_do_not_decode_fails_before_its_body(workers):
+    """The request (``task.request``) is made only when a task asks for it, except its
+    headers: a row whose ``headers`` are no typed JSON fails without running its body
+    (which here never asks for the request), saying so, and the rows after it run."""
+    now = timezone.now()
+    record = "test_matrix.testapp.tasks.record"
+    bad, good = Task.objects.bulk_create(
+        [
+            Task(name=record, args="[1]", kwargs="{}", eta=now, headers="{not json"),
+            Task(name=record, args="[2]", kwargs="{}", eta=now, headers='{"trace": "t-1"}'),
+        ]
+    )
+    result = workers.run("--burst", "-l", "WARNING", timeout=120)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert workers.records() == ["2"]
+    failed = Task.objects.get(pk=bad.pk)
+    assert failed.state == Task.State.FAILED
+    assert "DecodeError" in failed.error and "not JSON" in failed.error, failed.error
+    assert not Task.objects.filter(pk=good.pk).exists()
