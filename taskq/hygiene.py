@@ -36,11 +36,30 @@ def refresh() -> None:
     ``reset_queries()``, in the same pass over the connections."""
     keep = settings.KEEP_CONNECTIONS
     for connection in connections.all(initialized_only=True):
-        if keep:
-            connection.close_at = None
-        connection.close_if_unusable_or_obsolete()
-        if connection.queries_log:
-            connection.queries_log.clear()
+        _refresh(connection, keep)
+
+
+def _refresh(connection: BaseDatabaseWrapper, keep: bool) -> None:
+    if keep:
+        connection.close_at = None
+    connection.close_if_unusable_or_obsolete()
+    if connection.queries_log:
+        connection.queries_log.clear()
+
+
+def after_task() -> dict[str, str]:
+    """After a task: replace every connection it left open (``left_open``) and
+    ``refresh()`` the others, in one pass; return what was left open, by alias."""
+    keep = settings.KEEP_CONNECTIONS
+    left = {}
+    for connection in connections.all(initialized_only=True):
+        what = left_open(connection)
+        if what is None:
+            _refresh(connection, keep)
+        else:
+            left[connection.alias] = what
+            replace(connection.alias)
+    return left
 
 
 def left_open(connection: BaseDatabaseWrapper) -> str | None:

@@ -133,6 +133,8 @@ class Worker:
         self.scheduler = Scheduler(self.using)  # TASKQ_SCHEDULE's slots (taskq.schedules)
         self.vacuuming = Every(lambda: vacuum.CHECK_EVERY)
         self.processed = 0
+        #: The connections were refreshed after the last task (``maintain`` need not).
+        self.refreshed = False
         #: How the tasks this process ran ended, for the stop line ("succeeded": 3, ...).
         self.endings: Counter[str] = Counter()
         self.outcomes = Outcomes()
@@ -316,7 +318,10 @@ class Worker:
         claims whose answer was lost, and now and then queue again the dirty tasks that
         are safe to run again (and, with ``TASKQ_VACUUM_DEAD_ROWS``, vacuum the task
         table: ``taskq.vacuum``). Return whether the database answered."""
-        hygiene.refresh()  # also forgets the query logs (DEBUG=True must not grow memory)
+        if self.refreshed:  # by after_task(), in the same pass as its own check
+            self.refreshed = False
+        else:
+            hygiene.refresh()  # also forgets the query logs (DEBUG=True must not grow memory)
         try:
             if self.recovery.due():
                 requeue_dirty_acks_late(self.using)
@@ -437,12 +442,8 @@ class Worker:
         task's work back). Such a task fails, whatever it returned, saying so."""
         if self.handles_signals:
             self.reinstall_signal_handlers()
-        left = {}
-        for connection in connections.all(initialized_only=True):
-            what = hygiene.left_open(connection)
-            if what is not None:
-                left[connection.alias] = what
-                hygiene.replace(connection.alias)
+        left = hygiene.after_task()
+        self.refreshed = True
         if not left:
             return outcome
         reason = "; ".join(f"{what} on database {alias!r}" for alias, what in left.items())
@@ -588,6 +589,7 @@ class Worker:
         at once, leaving the task dirty.
         """
         shortened = False
+        self.refreshed = False  # the next maintain() looks at the connection again
         while True:
             try:
                 if not write(claim, *args):

@@ -65,7 +65,9 @@ class Claim:
     soft_time_limit: float | None = None
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Claim:
+    def from_row(cls, row: Sequence[Any], *, updated: bool = False) -> Claim:
+        """The claim of a row of ``CLAIM_FIELDS`` and ``expired()``; ``updated``: the
+        row was read before the claim's update, which added one to its version."""
         id, name, queue, args, kwargs, retries, version, *more, is_expired = row
         priority, eta, expires, created_at, headers, time_limit, soft_time_limit = more
         return cls(
@@ -75,7 +77,7 @@ class Claim:
             args,
             kwargs,
             retries,
-            version,
+            version + 1 if updated else version,
             bool(is_expired),
             priority,
             eta,
@@ -210,22 +212,22 @@ class ClaimStrategy:
             with self.begun(cursor, DatabaseError):
                 yield cursor
 
-    def through_django(self) -> bool:
-        """Whether the claim's statements must go through Django's cursor: inside a
-        caller's transaction, with the query log on (``DEBUG``), or with execute
-        wrappers installed (instrumentation must see every statement)."""
-        connection = self.connection
+    @staticmethod
+    def through_django(connection: BaseDatabaseWrapper) -> bool:
+        """Whether the claim's statements on ``connection`` must go through Django's
+        cursor: inside a caller's transaction, with the query log on (``DEBUG``), or
+        with execute wrappers installed (instrumentation must see every statement)."""
         return bool(
             connection.in_atomic_block or connection.queries_logged or connection.execute_wrappers
         )
 
     @contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
-        """The driver's own cursor, in a transaction of its own (``begin_sql`` …
-        ``COMMIT``), its errors raised as Django's. For the statements of every task
-        where ``through_django()`` is false: Django's cursor wrapper costs more Python
-        time per statement than the rest of the worker's bookkeeping."""
-        connection = self.connection
+    def driver_transaction(self, connection: BaseDatabaseWrapper) -> Iterator[Any]:
+        """The driver's own cursor on ``connection`` (the strategy's), in a transaction
+        of its own (``begin_sql`` … ``COMMIT``), its errors raised as Django's. For the
+        statements of every task where ``through_django()`` is false: Django's cursor
+        wrapper costs more Python time per statement than the rest of the worker's
+        bookkeeping."""
         connection.ensure_connection()
         with connection.wrap_database_errors, closing(connection.connection.cursor()) as cursor:
             with self.begun(cursor, cast(Any, connection).Database.Error):  # the driver's errors

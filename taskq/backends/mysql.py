@@ -24,7 +24,6 @@ per claim; the update writes ``taskq.backends.claim``'s ``SET`` list.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -39,6 +38,9 @@ from taskq.backends.errors import MIGRATE, ErrorKind, Verdict, driver_error
 from taskq.backends.skip_locked import SkipLockedStrategy
 from taskq.clock import DatabaseNow
 from taskq.models import CLAIM_FIELDS, CLAIM_INDEX, CLAIM_ORDER, Task
+
+#: Where the claim's row has the task's id and version.
+ID_AT, VERSION_AT = CLAIM_FIELDS.index("id"), CLAIM_FIELDS.index("version")
 
 #: The index the idle worker's next-ETA query reads (``state``, ``eta``).
 NEXT_DUE_INDEX = "taskq_task_state_eta"
@@ -190,7 +192,12 @@ class MySQLStrategy(SkipLockedStrategy):
         self, done: Claim, queues: Sequence[str], worker_id: int
     ) -> tuple[bool, Claim | None]:
         statements = self.compiled(tuple(queues))
-        with self.transaction() if self.through_django() else self.driver_transaction() as cursor:
+        connection = self.connection
+        if self.through_django(connection):
+            opened = self.transaction()
+        else:
+            opened = self.driver_transaction(connection)
+        with opened as cursor:
             completed = self.delete_claimed(cursor, done)
             return completed, self.claim_in(cursor, statements, worker_id)
 
@@ -202,13 +209,12 @@ class MySQLStrategy(SkipLockedStrategy):
         row = cursor.fetchone()
         if row is None:
             return None
-        claim = Claim.from_row(row)
         # The row lock makes the fence redundant; it costs nothing and would turn a
         # lock that failed to hold into an empty claim instead of a second run.
-        cursor.execute(update, [worker_id, claim.id, claim.version])
+        cursor.execute(update, [worker_id, row[ID_AT], row[VERSION_AT]])
         if cursor.rowcount != 1:
             return None
-        return replace(claim, version=claim.version + 1)
+        return Claim.from_row(row, updated=True)
 
     def next_due_sql(self, queues: Sequence[str], within: float) -> tuple[str, list[Any]]:
         """``next_due_query`` as SQL, through the ``(state, eta)`` index read in ETA

@@ -529,7 +529,7 @@ class PostgreSQLStrategy(SkipLockedStrategy):
         # Not closed after use: one psycopg cursor per connection serves every claim
         # (a cursor holds no server resource between statements; creating one per
         # claim cost more Python time than the rest of the claim's bookkeeping).
-        if self.through_django():
+        if self.through_django(connection):
             logged = connection.queries_logged
             yield (connection.make_debug_cursor if logged else connection.make_cursor)(raw)
         else:

@@ -118,7 +118,7 @@ class SQLiteStrategy(OptimisticStrategy):
         if not self.can_return_rows_from_update:
             return super().complete_and_claim(done, queues, worker_id)
         quote, use_tz, held = connection.ops.quote_name, settings.USE_TZ, self.held_back
-        if self.through_django():
+        if self.through_django(connection):
             with self.transaction() as cursor:
                 completed = self.delete_claimed(cursor, done)
                 cursor.execute(
@@ -128,7 +128,7 @@ class SQLiteStrategy(OptimisticStrategy):
                 row = cursor.fetchone()
         else:
             delete, claim = _driver_sql(quote, len(queues), use_tz, len(held))
-            with self.driver_transaction() as cursor:
+            with self.driver_transaction(connection) as cursor:
                 cursor.execute(delete, (done.id, done.version, Task.State.STARTED))
                 completed = cursor.rowcount == 1
                 row = cursor.execute(claim, (worker_id, *queues, *held, *queues)).fetchone()
