@@ -8,7 +8,9 @@ Results are printed as a table per database and written as JSON, also after each
 database so that an interrupted run keeps what it measured.
 
 Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (no-op
-tasks, 1, 2 and 4 workers, beside the original and the bare loop); ``drain_write``
+tasks, 1, 2 and 4 workers, beside the original and the bare loop; the workers run with
+``-l WARNING``, and ``drain_1_info`` is the one-worker drain at the default ``-l INFO``,
+which writes two lines per task); ``drain_write``
 (tasks that write one row through Django's cursor, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
 None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
 beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
@@ -300,6 +302,16 @@ class Run:
                         )
                     )
                 cells.append((f"bare_{workers}", bare.measure, (vendor, sql, tasks, workers), {}))
+                if workers == 1:
+                    # taskq_worker's default log level: two lines per task.
+                    cells.append(
+                        (
+                            "drain_1_info",
+                            run_agent,
+                            ("taskq", vendor, "drain"),
+                            {"tasks": tasks, "workers": 1, "loglevel": "INFO"},
+                        )
+                    )
                 self.alternate(vendor, cells)
         if "drain_write" in only:
             # What the write task's body costs without a queue (bench/body.py).

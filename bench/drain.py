@@ -94,10 +94,13 @@ def measure(
     workers: int,
     task: str | None = None,
     connections: bool = False,
+    loglevel: str | None = None,
 ) -> dict[str, Any]:
     target.clear()
     if task is not None:
         target.task_name = task  # this agent process measures this one drain
+    if loglevel is not None:
+        target.loglevel = loglevel  # taskq's workers only (bench.target.Taskq)
     writes = task == "bench.write"
     if writes:
         from bench.models import Written

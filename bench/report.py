@@ -181,6 +181,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if mine or orig or bare:
             out += _drain_rows(f"drain: {workers} worker{plural}", mine, orig, bare)
+        info = get("drain_1_info") if workers == 1 else None
+        if info:
+            out.append(
+                (
+                    "  -l INFO (the default), 2 lines a task",
+                    _rate(info),
+                    "-",
+                    "-",
+                    "-",
+                    _fmt_ratio(_ratio(info, bare)),
+                    f"{_fmt_ratio(_ratio(info, mine))} of WARNING; 0/0/0",
+                    _met(None if "error" in info else _clean(info)),
+                )
+            )
     body = get("body")
     if body and "error" not in body:
         out.append(

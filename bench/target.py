@@ -62,9 +62,12 @@ def truncate(table: str) -> None:
 class Taskq(Target):
     name = "taskq"
     task_name = "bench.record"
+    #: The workers' ``-l``: WARNING writes no line per task; ``taskq_worker``'s default,
+    #: INFO, writes two (``drain_1_info`` measures them).
+    loglevel = "WARNING"
 
     def worker_argv(self) -> list[str]:
-        return [sys.executable, "-m", "django", "taskq_worker", "-l", "WARNING"]
+        return [sys.executable, "-m", "django", "taskq_worker", "-l", self.loglevel]
 
     def ready(self, logs: Sequence[Path]) -> int:
         from taskq.models import Worker
