@@ -151,8 +151,8 @@ EMPTY_REQUEST = Request(id=None, name="", retries=0, called_directly=True)
 
 class PendingRequest:
     """The request of a claimed run, made when the task first asks for it: most tasks
-    never do, and making one (a dozen fields, three times parsed) costs more than the
-    rest of starting the run."""
+    never do, and making one (a frozen dataclass of a dozen fields, its three times
+    converted from the driver's) costs more than the rest of starting the run."""
 
     __slots__ = ("claim", "worker", "time_limit", "soft_time_limit", "made")
 
