@@ -10,20 +10,20 @@ database so that an interrupted run keeps what it measured.
 Measurements (``--only``): ``enqueue`` (``delay()``, the bulk API); ``drain`` (no-op
 tasks, 1, 2 and 4 workers, beside the original and the bare loop; the workers run with
 ``-l WARNING``, and ``drain_1_info`` is the one-worker drain at the default ``-l INFO``,
-which writes two lines per task); ``drain_write``
-(tasks that write one row through Django's cursor, 1, 2 and 4 workers, with ``CONN_MAX_AGE =
-None`` as in ``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``,
-beside ``bare_write_K``, the bare loop with the same write in a commit of its own, and
-``bare_write_K_one_commit``, the same write in the claim's commit (``bench/bare.py``
-says which is the floor), and ``body``, the task's own INSERT through Django, the ORM and
-through the driver with no queue around it; each drain also samples the database
-connections each worker holds); ``latency`` (pickup, also as ``pickup_age0`` with
-``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin pages); ``memory``;
-``many`` (the write drain with 8 and 16 workers, PostgreSQL and MariaDB); ``pressure``
-(PostgreSQL: a steady producer and workers while a session holds a transaction open,
-``bench/pressure.py``);
-``limits`` (the claim's p50/p99 with and without the pause test, and for queues with a
-concurrency and a rate limit).
+which writes two lines per task); ``drain_write`` (tasks that write one row through
+Django's cursor, 1, 2 and 4 workers, with ``CONN_MAX_AGE = None`` as in
+``drain_write_K`` and with Django's default 0 as in ``drain_write_K_age0``, beside
+``bare_write_K``, the bare loop with the same write in a commit of its own,
+``bare_write_K_django``, the same with the write sent through Django's cursor as the
+task sends it, and ``bare_write_K_one_commit``, the same write in the claim's commit
+(``bench/bare.py`` says which is the floor), and ``body``, the task's own INSERT
+through Django, the ORM and through the driver with no queue around it; each drain also
+samples the database connections each worker holds); ``latency`` (pickup, also as
+``pickup_age0`` with ``CONN_MAX_AGE = 0``, and ETA); ``depth`` (claims at depth, admin
+pages); ``memory``; ``many`` (the write drain with 8 and 16 workers, PostgreSQL and
+MariaDB); ``pressure`` (PostgreSQL: a steady producer and workers while a session holds
+a transaction open, ``bench/pressure.py``); ``limits`` (the claim's p50/p99 with and
+without the pause test, and for queues with a concurrency and a rate limit).
 Every cell runs with ``CONN_MAX_AGE = None`` unless its name ends in ``_age0``.
 
 Sizes (full / ``--quick``): 5 000 / 1 000 ``delay()`` calls; 100 000 / 20 000 rows for
@@ -334,15 +334,20 @@ class Run:
                     for age, suffix in (("none", ""), ("0", "_age0"))
                 ]
                 # The floor (a commit for the task's INSERT, one for delete and claim),
-                # and the same with the INSERT folded into the claim's commit.
+                # the same with the INSERT sent through Django's cursor, and with the
+                # INSERT folded into the claim's commit.
                 cells += [
                     (
                         f"bare_write_{workers}{suffix}",
                         bare.measure,
                         (vendor, sql, sizes["drain"], workers),
-                        {"write": write},
+                        {"write": write, "environ": environment("taskq", vendor)},
                     )
-                    for write, suffix in (("own", ""), ("together", "_one_commit"))
+                    for write, suffix in (
+                        ("own", ""),
+                        ("django", "_django"),
+                        ("together", "_one_commit"),
+                    )
                 ]
                 self.alternate(vendor, cells)
         if "latency" in only:

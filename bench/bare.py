@@ -29,6 +29,11 @@ on), elsewhere as the driver's cursor sends it. The row's key is the task's id. 
   the worker knows whether the task succeeded, and the task's row must be durable
   whatever happens to the worker's bookkeeping after it. It is also the issue's reading
   of the floor ("the same claim and the same INSERT, one commit each").
+- ``write="django"`` (``bare_write_K_django``): the same two commits, with the INSERT
+  sent through Django's connection (``django.db.connection.cursor()``, set up in the
+  client process) exactly as the task sends it. Not a floor: it is the bare loop plus
+  the one thing no queue can take off a task, the cost of Django's cursor around the
+  task's own statement, so it shows how much of the gap to the floor is Django's.
 - ``write="together"`` (``bare_write_K_one_commit``): the INSERT at the start of the
   step's transaction, one commit per task (PostgreSQL then needs ``BEGIN`` and
   ``COMMIT`` around its two statements). No queue that records a task's outcome after
@@ -99,6 +104,9 @@ def step(
     if write == "own":
         insert(vendor, connection, done[0])  # type: ignore[index]
         write = None
+    elif write == "django":
+        insert_through_django(done[0])  # type: ignore[index]
+        write = None
     together = write == "together"
     previous = done or (0, 0)
     if vendor == "postgresql":
@@ -153,6 +161,17 @@ def insert_as_django_does(connection: Any, key: int) -> None:
     psycopg.ClientCursor(connection).execute(WRITE["postgresql"], [key]).fetchone()
 
 
+def insert_through_django(key: int) -> None:
+    """Write the task's row as ``bench.write`` writes it: Django's cursor, autocommit."""
+    from django.db import connection
+
+    from bench.tasks import WRITE_SQL
+
+    with connection.cursor() as cursor:
+        cursor.execute(WRITE_SQL[connection.vendor], [key])
+        cursor.fetchone()
+
+
 def insert(vendor: str, connection: Any, key: int) -> None:
     """Write the task's row in a commit of its own (the driver's autocommit)."""
     if vendor == "postgresql":
@@ -179,7 +198,15 @@ def client(
     write: str | None,
     barrier: Any,
     results: Any,
+    environ: dict[str, str] | None,
 ) -> None:
+    if write == "django":
+        # This process forked from the orchestrator, which has no Django: set it up
+        # here as an agent's is (its settings module, database, CONN_MAX_AGE).
+        os.environ.update(environ or {})
+        import django
+
+        django.setup()
     connection = databases.connect(vendor, databases.TASKQ_NAME)
     if vendor == "mysql":
         # The session taskq's worker has: Django opens MySQL connections in READ
@@ -234,16 +261,24 @@ def written(vendor: str) -> int:
 
 
 def measure(
-    vendor: str, sql: dict[str, Any], tasks: int, clients: int, write: str | None = None
+    vendor: str,
+    sql: dict[str, Any],
+    tasks: int,
+    clients: int,
+    write: str | None = None,
+    environ: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Drain ``tasks`` rows with ``clients`` clients sending taskq's statements ``sql``
-    (``bench/statements.py``); ``write``: None, "own", "together"."""
+    (``bench/statements.py``); ``write``: None, "own", "django" (with ``environ``, an
+    agent's environment), "together"."""
     worker_id = prepare(vendor, tasks)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
     processes = [
-        context.Process(target=client, args=(vendor, sql, worker_id, write, barrier, results))
+        context.Process(
+            target=client, args=(vendor, sql, worker_id, write, barrier, results, environ)
+        )
         for _ in range(clients)
     ]
     for process in processes:

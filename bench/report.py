@@ -219,6 +219,20 @@ def rows(vendor: str, results: dict[str, Any]) -> list[Row]:
         )
         if kept or bare:
             out += _drain_rows(f"drain, write: {workers} worker{plural}", kept, None, bare)
+        django = get(f"bare_write_{workers}_django")
+        if django:
+            out.append(
+                (
+                    "  bare, INSERT through Django's cursor",
+                    "-",
+                    "-",
+                    _rate(django),
+                    "-",
+                    _fmt_ratio(_ratio(kept, django)),
+                    f"{_fmt_ratio(_ratio(django, bare))} of bare (Django's share)",
+                    "-",
+                )
+            )
         one_commit = get(f"bare_write_{workers}_one_commit")
         if one_commit:
             out.append(
