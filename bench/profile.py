@@ -44,6 +44,35 @@ def server_counters(connection: Any) -> dict[str, int]:
     return {}
 
 
+def queue_tasks(database: str, task: str, count: int) -> None:
+    """Set up Django on ``database`` in this process, migrated, and queue ``count`` tasks
+    ``task`` (``bench.record`` or ``bench.write``) in an empty table."""
+    os.environ["BENCH_DATABASE"] = database
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    os.environ["BENCH_RECORD_DIR"] = tempfile.mkdtemp(prefix="taskq-bench-records-")
+    from bench import databases
+
+    databases.create(database, databases.TASKQ_NAME)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from bench.target import Taskq
+
+    target = Taskq()
+    target.task_name = task
+    target.clear()
+    if task == "bench.write":
+        from bench.models import Written
+        from bench.target import truncate
+
+        truncate(Written._meta.db_table)
+    target.insert(range(count))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("--database", default="postgresql")
@@ -52,32 +81,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--dump", default=None, help="write the pstats file here")
     parser.add_argument("--task", default="bench.record", help="bench.record or bench.write")
     args = parser.parse_args(argv)
-    os.environ["BENCH_DATABASE"] = args.database
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    os.environ["BENCH_RECORD_DIR"] = tempfile.mkdtemp(prefix="taskq-bench-records-")
-    from bench import databases
-
-    databases.create(args.database, databases.TASKQ_NAME)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    queue_tasks(args.database, args.task, args.tasks + COUNTED_TASKS)
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
-
-    from bench.target import Taskq
     from taskq.worker import Worker
 
-    target = Taskq()
-    target.task_name = args.task
-    target.clear()
-    if args.task == "bench.write":
-        from bench.models import Written
-        from bench.target import truncate
-
-        truncate(Written._meta.db_table)
-    target.insert(range(args.tasks + COUNTED_TASKS))
     statements: Counter[str] = Counter()
 
     def count(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
