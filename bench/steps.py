@@ -6,7 +6,8 @@ each step of its loop (the claim, with the delete of the task before it; running
 task; the checks after it; recording its outcome; the checks before the next claim),
 and prints each step's CPU time per task beside the whole loop's. cProfile
 (``bench.profile``) slows every Python call; these timers cost one clock read on each
-side of a step, so the figures add up to the loop's real cost.
+side of a step, so each figure is close to that step's real cost (the loop's own lines
+between the steps make up the rest of the whole).
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     queue_tasks(args.database, args.task, args.tasks)
     from taskq import worker as worker_module
+    from taskq.backends import get_strategy, task_database
     from taskq.backends.flow import Flow
     from taskq.worker import Worker
 
-    strategy_class = type(worker_module.get_strategy(worker_module.task_database()))
+    strategy_class = type(get_strategy(task_database()))  # the class the worker will use
     owners = {"worker": Worker, "flow": Flow, "strategy": strategy_class, "module": worker_module}
     spent: Counter[str] = Counter()
     for owner, name, label in STEPS:
